@@ -1,0 +1,2 @@
+//! stylecam: live style transfer with MSG-Net on candle.
+pub mod model;
