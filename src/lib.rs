@@ -1,2 +1,6 @@
 //! stylecam: live style transfer with MSG-Net on candle.
+pub mod cli;
+pub mod device;
+pub mod image_io;
 pub mod model;
+pub mod ops;

@@ -1,0 +1,113 @@
+//! The command line: `stylecam <command>`. Each command lives in its own file.
+
+mod bench;
+mod convert;
+mod inspect;
+mod stylize;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::device::DeviceSpec;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stylecam",
+    version,
+    about = "Live and batch style transfer with MSG-Net"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Stylise an image: `stylecam stylize --model M --style S INPUT -o OUT.png`.
+    Stylize(stylize::Args),
+    /// Convert any supported weight file to safetensors.
+    Convert(convert::Args),
+    /// Print a weight file's format, keys, shapes, inferred ngf/blocks and parameter count.
+    Inspect(inspect::Args),
+    /// Time the network's forward pass per input size.
+    Bench(bench::Args),
+}
+
+/// Device flag shared by the commands that run the network.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeviceArg {
+    /// Where to run: auto, cpu, cuda, cuda:N or metal. Falls back to the CPU with a message.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceSpec,
+}
+
+impl DeviceArg {
+    pub fn open(&self) -> candle_core::Device {
+        let s = crate::device::select(self.device);
+        if let Some(msg) = s.fallback {
+            eprintln!("warning: {msg}");
+        }
+        s.device
+    }
+}
+
+/// A `WxH` size, as `640x480`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    pub width: usize,
+    pub height: usize,
+}
+
+impl std::str::FromStr for Size {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("`{s}` is not a size: write WIDTHxHEIGHT, e.g. 640x480");
+        let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+        let (width, height) = (
+            w.trim().parse().map_err(|_| bad())?,
+            h.trim().parse().map_err(|_| bad())?,
+        );
+        if width == 0 || height == 0 {
+            return Err(bad());
+        }
+        Ok(Size { width, height })
+    }
+}
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Some(Command::Stylize(a)) => stylize::run(a),
+        Some(Command::Convert(a)) => convert::run(a),
+        Some(Command::Inspect(a)) => inspect::run(a),
+        Some(Command::Bench(a)) => bench::run(a),
+        None => {
+            use clap::CommandFactory;
+            Cli::command().print_help()?;
+            println!(
+                "\nThe live camera window is not built yet; try:\n  \
+                 stylecam stylize --model MODEL --style STYLE.jpg photo.jpg -o out.png"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// A file argument that must exist.
+pub fn existing_file(s: &str) -> std::result::Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    if p.is_file() {
+        Ok(p)
+    } else if p.exists() {
+        Err(format!("{s} is not a file"))
+    } else {
+        Err(format!("{s} does not exist"))
+    }
+}

@@ -1,0 +1,176 @@
+//! The image <-> tensor boundary. MSG-Net works on BGR, 0..255, float; images are RGB u8.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use image::{imageops::FilterType, RgbImage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("{path}: cannot read the image: {source}")]
+    Read {
+        path: PathBuf,
+        source: image::ImageError,
+    },
+    #[error("{path}: cannot write the image: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} already exists (pass --force to overwrite it)")]
+    Exists { path: PathBuf },
+    #[error("{0}")]
+    Tensor(#[from] candle_core::Error),
+}
+
+/// Reads any supported image file as RGB.
+pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageError> {
+    let img = image::ImageReader::open(path)
+        .map_err(|e| ImageError::Read {
+            path: path.into(),
+            source: image::ImageError::IoError(e),
+        })?
+        .with_guessed_format()
+        .map_err(|e| ImageError::Read {
+            path: path.into(),
+            source: image::ImageError::IoError(e),
+        })?
+        .decode()
+        .map_err(|source| ImageError::Read {
+            path: path.into(),
+            source,
+        })?;
+    Ok(img.to_rgb8())
+}
+
+/// Squashes an image to `size x size` as the reference does for style images (Lanczos, like
+/// PIL's ANTIALIAS); an image already that size is returned untouched.
+pub fn resize_square(img: &RgbImage, size: u32) -> RgbImage {
+    if img.width() == size && img.height() == size {
+        img.clone()
+    } else {
+        image::imageops::resize(img, size, size, FilterType::Lanczos3)
+    }
+}
+
+/// RGB u8 (H, W, 3) -> BGR float (1, 3, H, W) in 0..255 on `device`, in `dtype`.
+pub fn to_tensor(img: &RgbImage, device: &Device, dtype: DType) -> candle_core::Result<Tensor> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut planes = vec![0f32; 3 * h * w];
+    for (i, p) in img.pixels().enumerate() {
+        // BGR: plane 0 is blue.
+        planes[i] = p[2] as f32;
+        planes[h * w + i] = p[1] as f32;
+        planes[2 * h * w + i] = p[0] as f32;
+    }
+    Tensor::from_vec(planes, (1, 3, h, w), device)?.to_dtype(dtype)
+}
+
+/// BGR float (1, 3, H, W) -> RGB u8, clamped to 0..255 and rounded half to even, as
+/// `torch.round` does (the reference truncates instead).
+pub fn to_image(t: &Tensor) -> candle_core::Result<RgbImage> {
+    let (_, c, h, w) = t.dims4()?;
+    if c != 3 {
+        candle_core::bail!("expected a 3-channel image tensor, got {c} channels")
+    }
+    let v: Vec<f32> = t.get(0)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    let px = |x: f32| x.clamp(0.0, 255.0).round_ties_even() as u8;
+    let mut img = RgbImage::new(w as u32, h as u32);
+    for (i, p) in img.pixels_mut().enumerate() {
+        *p = image::Rgb([px(v[2 * h * w + i]), px(v[h * w + i]), px(v[i])]);
+    }
+    Ok(img)
+}
+
+/// Writes a PNG atomically: a temporary file in the same folder, then a rename. An existing file
+/// is kept unless `overwrite`.
+pub fn save_png(img: &RgbImage, path: &Path, overwrite: bool) -> Result<(), ImageError> {
+    let io_err = |source| ImageError::Write {
+        path: path.into(),
+        source,
+    };
+    if !overwrite && path.exists() {
+        return Err(ImageError::Exists { path: path.into() });
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".stylecam-")
+        .suffix(".png.part")
+        .tempfile_in(&dir)
+        .map_err(io_err)?;
+    img.write_to(
+        &mut std::io::BufWriter::new(tmp.as_file_mut()),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| ImageError::Write {
+        path: path.into(),
+        source: std::io::Error::other(e),
+    })?;
+    tmp.as_file().sync_all().map_err(io_err)?;
+    if overwrite {
+        tmp.persist(path).map_err(|e| io_err(e.error))?;
+    } else {
+        // persist_noclobber fails instead of replacing a file that appeared meanwhile.
+        tmp.persist_noclobber(path)
+            .map_err(|e| match e.error.kind() {
+                std::io::ErrorKind::AlreadyExists => ImageError::Exists { path: path.into() },
+                _ => io_err(e.error),
+            })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tensor_round_trip_is_bgr_and_exact() {
+        let mut img = RgbImage::new(3, 2);
+        img.put_pixel(0, 0, image::Rgb([255, 10, 0]));
+        img.put_pixel(2, 1, image::Rgb([1, 2, 3]));
+        let t = to_tensor(&img, &Device::Cpu, DType::F32).unwrap();
+        assert_eq!(t.dims(), &[1, 3, 2, 3]);
+        // Channel 0 is blue, 2 is red.
+        let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!((v[0], v[6], v[12]), (0.0, 10.0, 255.0));
+        assert_eq!(to_image(&t).unwrap(), img);
+    }
+
+    #[test]
+    fn output_is_clamped_and_rounded() {
+        let t = Tensor::new(&[-20f32, 0.5, 254.5, 300.0, 127.49, 3.0], &Device::Cpu)
+            .unwrap()
+            .reshape((1, 3, 1, 2))
+            .unwrap();
+        let img = to_image(&t).unwrap();
+        // R comes from plane 2 = [127.49, 3.0], G from [0.5 254.5], B from [-20, 0.5].
+        assert_eq!(img.get_pixel(0, 0).0, [127, 0, 0]);
+        assert_eq!(img.get_pixel(1, 0).0, [3, 254, 0]);
+    }
+
+    #[test]
+    fn save_never_overwrites_without_permission() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.png");
+        let img = RgbImage::new(2, 2);
+        save_png(&img, &p, false).unwrap();
+        let err = save_png(&img, &p, false).unwrap_err();
+        assert!(err.to_string().contains("--force"), "{err}");
+        save_png(&img, &p, true).unwrap();
+        // No temporary files are left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn unreadable_image_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.jpg");
+        std::fs::write(&p, b"not an image").unwrap();
+        let err = load_rgb(&p).unwrap_err().to_string();
+        assert!(err.contains("bad.jpg"), "{err}");
+    }
+}

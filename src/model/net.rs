@@ -1,0 +1,205 @@
+//! The whole network: `model1` (the encoder, shared with the style branch), the Inspiration layer,
+//! the residual blocks and the decoder, with its size inferred from the weights.
+
+use candle_core::{bail, DType, Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::layers::{conv_layer, gram, Bottleneck, Conv, Inspiration, UpBottleneck};
+use crate::ops::instance_norm;
+
+/// The sizes that vary between trainings. The pretrained `21styles.model` is ngf 128, 6 blocks
+/// (the reference class default, ngf 64, does not match that file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    pub ngf: usize,
+    pub blocks: usize,
+}
+
+impl Config {
+    /// The 21-style pretrained shape.
+    pub const PRETRAINED: Config = Config {
+        ngf: 128,
+        blocks: 6,
+    };
+
+    /// Infers ngf from `ins.weight` (1, 4ngf, 4ngf) and the number of residual blocks from the
+    /// `model.N.conv_block.2.weight` keys that follow the Inspiration layer. `shape_of` returns the
+    /// shape stored under a key, if any.
+    pub fn infer(
+        shape_of: impl Fn(&str) -> Option<Vec<usize>>,
+    ) -> std::result::Result<Self, String> {
+        let ins = shape_of("ins.weight")
+            .or_else(|| shape_of("model.1.weight"))
+            .ok_or(
+                "missing key ins.weight (expected [1, 4*ngf, 4*ngf]); is this an MSG-Net file?",
+            )?;
+        let c = match ins.as_slice() {
+            [1, a, b] if a == b && a % 4 == 0 && *a > 0 => *a,
+            other => {
+                return Err(format!(
+                    "key ins.weight has shape {other:?}, expected [1, 4*ngf, 4*ngf]"
+                ))
+            }
+        };
+        let mut blocks = 0;
+        while shape_of(&format!("model.{}.conv_block.2.weight", 2 + blocks)).is_some()
+            && shape_of(&format!(
+                "model.{}.residual_layer.conv2d.weight",
+                2 + blocks
+            ))
+            .is_none()
+        {
+            blocks += 1;
+        }
+        Ok(Config { ngf: c / 4, blocks })
+    }
+
+    /// Channels of the encoder output, the Gram target and the Inspiration layer: 4*ngf.
+    pub fn channels(&self) -> usize {
+        self.ngf * 4
+    }
+}
+
+/// Smallest input side: after two stride-2 layers the map must still be 2 pixels wide for the
+/// residual blocks' reflection padding.
+pub const MIN_SIDE: usize = 5;
+
+/// `model1` in the reference: ConvLayer 7x7 3->64, IN, ReLU, Bottleneck(64, 32, 2), Bottleneck(128, ngf, 2).
+#[derive(Debug, Clone)]
+struct Encoder {
+    conv: Conv,
+    down1: Bottleneck,
+    down2: Bottleneck,
+}
+
+impl Encoder {
+    fn new(vb: VarBuilder, ngf: usize) -> Result<Self> {
+        Ok(Self {
+            conv: conv_layer(vb.pp(0), 3, 64, 7, 1)?,
+            down1: Bottleneck::new(vb.pp(3), 64, 32, 2, true)?,
+            down2: Bottleneck::new(vb.pp(4), 128, ngf, 2, true)?,
+        })
+    }
+
+    fn macs(&self, h: usize, w: usize) -> Result<(u64, usize, usize)> {
+        let (m0, h, w) = self.conv.macs(h, w)?;
+        let (m1, h, w) = self.down1.macs(h, w)?;
+        let (m2, h, w) = self.down2.macs(h, w)?;
+        Ok((m0 + m1 + m2, h, w))
+    }
+}
+
+impl Module for Encoder {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let h = instance_norm(&self.conv.forward(xs)?, true)?;
+        self.down2.forward(&self.down1.forward(&h)?)
+    }
+}
+
+/// MSG-Net (Zhang & Dana 2017). Input and output are BGR, 0..255, (B, 3, H, W).
+#[derive(Debug, Clone)]
+pub struct MsgNet {
+    config: Config,
+    model1: Encoder,
+    ins: Inspiration,
+    blocks: Vec<Bottleneck>,
+    up1: UpBottleneck,
+    up2: UpBottleneck,
+    out_conv: Conv,
+}
+
+impl MsgNet {
+    /// Builds the network from `vb`, whose keys are those of the reference state dict.
+    pub fn new(vb: VarBuilder, config: Config) -> Result<Self> {
+        let Config { ngf, blocks: n } = config;
+        let c = config.channels();
+        let model = vb.pp("model");
+        let blocks = (0..n)
+            .map(|i| Bottleneck::new(model.pp(2 + i), c, ngf, 1, false))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            config,
+            model1: Encoder::new(vb.pp("model1"), ngf)?,
+            ins: Inspiration::new(vb.pp("ins"), c)?,
+            blocks,
+            up1: UpBottleneck::new(model.pp(2 + n), c, 32)?,
+            up2: UpBottleneck::new(model.pp(3 + n), 32 * 4, 16)?,
+            // model.(4+n) and model.(5+n) are the final IN and ReLU.
+            out_conv: conv_layer(model.pp(6 + n), 16 * 4, 3, 7, 1)?,
+        })
+    }
+
+    pub fn config(&self) -> Config {
+        self.config
+    }
+
+    /// The dtype and device the weights were loaded with.
+    pub fn dtype(&self) -> DType {
+        self.ins.weight().dtype()
+    }
+
+    pub fn device(&self) -> &candle_core::Device {
+        self.ins.weight().device()
+    }
+
+    /// The encoder features `model1(x)`.
+    pub fn encode(&self, xs: &Tensor) -> Result<Tensor> {
+        check_size(xs)?;
+        self.model1.forward(xs)
+    }
+
+    /// The style target `Gram(model1(style))`, (B, 4ngf, 4ngf).
+    pub fn style_target(&self, style: &Tensor) -> Result<Tensor> {
+        gram(&self.encode(style)?)
+    }
+
+    /// Stylises `xs` (B, 3, H, W) towards `target`. The output has the input's size: the network
+    /// itself produces `4*ceil(ceil(H/2)/2)` rows (and likewise columns), cropped back here.
+    pub fn forward(&self, xs: &Tensor, target: &Tensor) -> Result<Tensor> {
+        let features = self.encode(xs)?;
+        let mixed = self.ins.forward(&features, target)?;
+        self.decode(&mixed, xs.dims4()?)
+    }
+
+    /// Everything after the Inspiration layer, cropped to `input`'s (B, C, H, W).
+    pub fn decode(&self, mixed: &Tensor, input: (usize, usize, usize, usize)) -> Result<Tensor> {
+        let mut h = mixed.clone();
+        for block in &self.blocks {
+            h = block.forward(&h)?;
+        }
+        let h = self.up2.forward(&self.up1.forward(&h)?)?;
+        let out = self.out_conv.forward(&instance_norm(&h, true)?)?;
+        let (_, _, ih, iw) = input;
+        out.narrow(2, 0, ih)?.narrow(3, 0, iw)
+    }
+
+    pub fn inspiration(&self) -> &Inspiration {
+        &self.ins
+    }
+
+    /// Multiply-adds of one forward pass at `h x w` (the reference's count: upsampling 1x1
+    /// convolutions counted at full size), without the style target.
+    pub fn macs(&self, h: usize, w: usize) -> Result<u64> {
+        let (mut total, mut h, mut w) = self.model1.macs(h, w)?;
+        total += self.ins.macs(h, w);
+        for b in &self.blocks {
+            let (m, h2, w2) = b.macs(h, w)?;
+            (total, h, w) = (total + m, h2, w2);
+        }
+        let (m1, h1, w1) = self.up1.macs(h, w)?;
+        let (m2, h2, w2) = self.up2.macs(h1, w1)?;
+        let (m3, _, _) = self.out_conv.macs(h2, w2)?;
+        Ok(total + m1 + m2 + m3)
+    }
+}
+
+fn check_size(xs: &Tensor) -> Result<()> {
+    let (_, c, h, w) = xs.dims4()?;
+    if c != 3 {
+        bail!("MSG-Net takes 3-channel (BGR) images, got {c} channels")
+    }
+    if h < MIN_SIDE || w < MIN_SIDE {
+        bail!("the image is {w}x{h}; MSG-Net needs at least {MIN_SIDE}x{MIN_SIDE} pixels")
+    }
+    Ok(())
+}

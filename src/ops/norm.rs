@@ -1,0 +1,215 @@
+//! Instance normalisation without affine parameters (PyTorch `InstanceNorm2d(affine=False)`),
+//! optionally fused with the ReLU that follows every norm in MSG-Net.
+//!
+//! Statistics are always the image's own: the mean and the biased variance over H*W for each image
+//! and channel, eps inside the square root. The running statistics stored in old files are never
+//! used.
+
+use candle_core::{bail, CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+pub const EPS: f64 = 1e-5;
+
+/// `relu?((x - mean) / sqrt(var + eps))` per image and channel, for `x` (B, C, H, W).
+pub fn instance_norm(x: &Tensor, relu: bool) -> Result<Tensor> {
+    x.dims4()?;
+    match x.device() {
+        Device::Cpu if x.dtype() == DType::F32 => {
+            x.contiguous()?.apply_op1_no_bwd(&CpuInstanceNorm { relu })
+        }
+        _ => instance_norm_generic(x, relu),
+    }
+}
+
+/// The same from candle's stock ops. Statistics are taken in f32 even for half-precision inputs:
+/// squared activations of a few hundred overflow f16.
+pub fn instance_norm_generic(x: &Tensor, relu: bool) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let dtype = x.dtype();
+    let xs = x.to_dtype(DType::F32)?.reshape((b, c, h * w))?;
+    let mean = xs.mean_keepdim(D::Minus1)?;
+    let centred = xs.broadcast_sub(&mean)?;
+    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+    let y = centred.broadcast_div(&(var + EPS)?.sqrt()?)?;
+    let y = if relu { y.relu()? } else { y };
+    y.reshape((b, c, h, w))?.to_dtype(dtype)
+}
+
+struct CpuInstanceNorm {
+    relu: bool,
+}
+
+impl CustomOp1 for CpuInstanceNorm {
+    fn name(&self) -> &'static str {
+        "instance-norm"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = s else {
+            bail!("instance-norm: expected f32")
+        };
+        let Some((start, end)) = l.contiguous_offsets() else {
+            bail!("instance-norm: expected a contiguous input")
+        };
+        let x = &data[start..end];
+        let (_, _, h, w) = l.shape().dims4()?;
+        let plane = h * w;
+        let mut out = vec![0f32; x.len()];
+        if plane == 0 {
+            return Ok((CpuStorage::F32(out), l.shape().clone()));
+        }
+        let relu = self.relu;
+        out.par_chunks_mut(plane)
+            .zip(x.par_chunks(plane))
+            .for_each(|(dst, src)| {
+                let n = plane as f64;
+                let mean = src.iter().map(|&v| v as f64).sum::<f64>() / n;
+                let var = src
+                    .iter()
+                    .map(|&v| {
+                        let d = v as f64 - mean;
+                        d * d
+                    })
+                    .sum::<f64>()
+                    / n;
+                let inv = (1.0 / (var + EPS).sqrt()) as f32;
+                let mean = mean as f32;
+                if relu {
+                    for (o, &v) in dst.iter_mut().zip(src) {
+                        *o = ((v - mean) * inv).max(0.0);
+                    }
+                } else {
+                    for (o, &v) in dst.iter_mut().zip(src) {
+                        *o = (v - mean) * inv;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+}
+
+/// `big + upsample_nearest(small, factor)`: the residual sum of Bottleneck (factor 1) and of
+/// UpBottleneck, whose 1x1 residual convolution is run before its upsampling (the two commute).
+pub fn add_upsampled(big: &Tensor, small: &Tensor, factor: usize) -> Result<Tensor> {
+    let (b, c, h, w) = big.dims4()?;
+    let (sb, sc, sh, sw) = small.dims4()?;
+    if (sb, sc, sh * factor, sw * factor) != (b, c, h, w) {
+        bail!(
+            "residual: {:?} upsampled x{factor} does not match {:?}",
+            small.dims(),
+            big.dims()
+        )
+    }
+    match big.device() {
+        Device::Cpu if big.dtype() == DType::F32 && small.dtype() == DType::F32 => big
+            .contiguous()?
+            .apply_op2_no_bwd(&small.contiguous()?, &CpuAddUpsampled { factor }),
+        _ if factor == 1 => big + small,
+        _ => big + small.upsample_nearest2d(h, w)?,
+    }
+}
+
+struct CpuAddUpsampled {
+    factor: usize,
+}
+
+impl candle_core::CustomOp2 for CpuAddUpsampled {
+    fn name(&self) -> &'static str {
+        "add-upsampled"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(a), CpuStorage::F32(b)) = (s1, s2) else {
+            bail!("add-upsampled: expected f32")
+        };
+        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            bail!("add-upsampled: expected contiguous inputs")
+        };
+        let (a, b) = (&a[a0..a1], &b[b0..b1]);
+        let (_, _, _, w) = l1.shape().dims4()?;
+        let f = self.factor;
+        let sw = w / f;
+        let mut out = vec![0f32; a.len()];
+        if w == 0 {
+            return Ok((CpuStorage::F32(out), l1.shape().clone()));
+        }
+        // Row r of the big map (over all images and channels) reads row r / f of the small one.
+        out.par_chunks_mut(w)
+            .zip(a.par_chunks(w))
+            .enumerate()
+            .for_each(|(r, (dst, src))| {
+                let small = &b[(r / f) * sw..][..sw];
+                for (x, (o, &v)) in dst.iter_mut().zip(src).enumerate() {
+                    *o = v + small[x / f];
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seeded(shape: &[usize]) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|i| (i as f32 * 0.377).sin() * 40.0 + 10.0)
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn cpu_instance_norm_matches_generic_and_normalises() {
+        let x = seeded(&[2, 3, 5, 7]);
+        for relu in [false, true] {
+            let fast = instance_norm(&x, relu).unwrap();
+            let slow = instance_norm_generic(&x, relu).unwrap();
+            let d: f32 = (&fast - &slow)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert!(d < 1e-5, "relu={relu}: {d}");
+        }
+        // Without ReLU every plane has mean 0 and variance var/(var+eps) ~ 1.
+        let y = instance_norm(&x, false).unwrap().reshape((6, 35)).unwrap();
+        let mean: Vec<f32> = y.mean(1).unwrap().to_vec1().unwrap();
+        let var: Vec<f32> = y.sqr().unwrap().mean(1).unwrap().to_vec1().unwrap();
+        for (m, v) in mean.iter().zip(&var) {
+            assert!(m.abs() < 1e-5 && (v - 1.0).abs() < 1e-4, "{m} {v}");
+        }
+    }
+
+    #[test]
+    fn add_upsampled_matches_generic() {
+        let big = seeded(&[1, 2, 6, 8]);
+        let small = seeded(&[1, 2, 3, 4]);
+        let fast = add_upsampled(&big, &small, 2).unwrap();
+        let slow = (&big + small.upsample_nearest2d(6, 8).unwrap()).unwrap();
+        let d: f32 = (fast - slow)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert_eq!(d, 0.0);
+        assert!(add_upsampled(&big, &big.narrow(3, 0, 4).unwrap(), 2).is_err());
+    }
+}

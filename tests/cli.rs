@@ -1,0 +1,211 @@
+//! The commands, run as a user would run them, on the committed fixtures.
+
+mod common;
+
+use common::{fixtures, stylecam};
+
+fn parity(name: &str) -> std::path::PathBuf {
+    fixtures().join("parity").join(name)
+}
+
+fn run_ok(cmd: &mut std::process::Command) -> (String, String) {
+    let out = cmd.output().expect("run stylecam");
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "stylecam failed:\n{so}\n{se}");
+    (so, se)
+}
+
+/// The image pipeline end to end (PNG in, RGB PNG out) against PyTorch's, computed by the
+/// reference pipeline in `tools/make_fixtures.py`. Pixels may differ by 1 only where PyTorch's
+/// float output lies within 0.05 of a rounding boundary.
+#[test]
+fn stylize_matches_pytorch_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.png");
+    run_ok(
+        stylecam()
+            .args([
+                "stylize",
+                "--device",
+                "cpu",
+                "--style-size",
+                "32",
+                "--model",
+            ])
+            .arg(parity("tiny_ngf8_b2_legacy_py2.model"))
+            .arg("--style")
+            .arg(parity("img_style.png"))
+            .arg(parity("img_content.png"))
+            .arg("-o")
+            .arg(&out),
+    );
+    let got = image::open(&out).unwrap();
+    assert!(
+        matches!(got, image::DynamicImage::ImageRgb8(_)),
+        "output must be RGB"
+    );
+    let got = got.to_rgb8();
+    let want = image::open(parity("img_expected_ngf8_b2.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(got.dimensions(), want.dimensions());
+    let float = common::read_tensor(&parity("img_expected_ngf8_b2.safetensors"), "output");
+    let float: Vec<f32> = float.flatten_all().unwrap().to_vec1().unwrap();
+    let mut exact = 0;
+    for (i, (g, w)) in got.as_raw().iter().zip(want.as_raw()).enumerate() {
+        if g == w {
+            exact += 1;
+            continue;
+        }
+        let v = float[i].clamp(0.0, 255.0);
+        let near_boundary = (v - v.floor() - 0.5).abs() < 0.05;
+        assert!(
+            (*g as i32 - *w as i32).abs() == 1 && near_boundary,
+            "byte {i}: got {g}, PyTorch {w} (float {})",
+            float[i]
+        );
+    }
+    assert!(
+        exact * 100 >= got.as_raw().len() * 99,
+        "only {exact} exact bytes"
+    );
+}
+
+#[test]
+fn stylize_never_overwrites_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.png");
+    std::fs::write(&out, b"precious").unwrap();
+    let mut cmd = stylecam();
+    cmd.args([
+        "stylize",
+        "--device",
+        "cpu",
+        "--style-size",
+        "32",
+        "--model",
+    ])
+    .arg(parity("tiny_ngf8_b2.safetensors"))
+    .arg("--style")
+    .arg(parity("img_style.png"))
+    .arg(parity("img_content.png"))
+    .arg("-o")
+    .arg(&out);
+    let o = cmd.output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+    run_ok(cmd.arg("--force"));
+    assert!(image::open(&out).is_ok());
+}
+
+#[test]
+fn stylize_reports_bad_inputs_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.jpg");
+    std::fs::write(&bad, b"\xff\xd8 not really a jpeg").unwrap();
+    let out = dir.path().join("out.png");
+    let o = stylecam()
+        .args(["stylize", "--device", "cpu", "--model"])
+        .arg(parity("tiny_ngf8_b2.safetensors"))
+        .arg("--style")
+        .arg(&bad)
+        .arg(parity("img_content.png"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("broken.jpg"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.exists());
+
+    let o = stylecam()
+        .args(["stylize", "--model", "nope.model", "--style"])
+        .arg(parity("img_style.png"))
+        .arg(parity("img_content.png"))
+        .args(["-o", "x.png"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope.model does not exist"));
+}
+
+#[test]
+fn inspect_reports_format_shape_and_parameter_count() {
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(parity("tiny_ngf8_b2.json")).unwrap())
+            .unwrap();
+    let params = meta["params"].as_u64().unwrap();
+    for (file, format) in [
+        ("tiny_ngf8_b2_legacy_py2.model", "legacy"),
+        ("tiny_ngf8_b2_legacy_py3.model", "legacy"),
+        ("tiny_ngf8_b2.pth", "zip"),
+        ("tiny_ngf8_b2.safetensors", "safetensors"),
+    ] {
+        let (out, _) = run_ok(stylecam().arg("inspect").arg(parity(file)));
+        assert!(out.to_lowercase().contains(format), "{file}: {out}");
+        assert!(out.contains("ngf:     8"), "{file}: {out}");
+        assert!(out.contains("blocks:  2"), "{file}: {out}");
+        assert!(out.contains(&format!("params:  {params}")), "{file}: {out}");
+        assert!(out.contains("model1.0.conv2d.weight"), "{file}: {out}");
+        assert!(out.contains("[64, 3, 7, 7]"), "{file}: {out}");
+    }
+}
+
+#[test]
+fn convert_writes_loadable_safetensors_and_keeps_existing_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.safetensors");
+    run_ok(
+        stylecam()
+            .arg("convert")
+            .arg(parity("tiny_ngf16_b1_legacy_py2.model"))
+            .arg(&out),
+    );
+    let (info, _) = run_ok(stylecam().arg("inspect").arg(&out));
+    assert!(
+        info.contains("ngf:     16") && info.contains("blocks:  1"),
+        "{info}"
+    );
+    assert!(
+        !info.contains("running_mean") && !info.contains("model.0."),
+        "{info}"
+    );
+    // Converting again refuses to overwrite.
+    let o = stylecam()
+        .arg("convert")
+        .arg(parity("tiny_ngf16_b1.pth"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+}
+
+#[test]
+fn bench_json_has_the_documented_fields() {
+    let (out, _) = run_ok(
+        stylecam()
+            .args([
+                "bench", "--device", "cpu", "--runs", "2", "--json", "--model",
+            ])
+            .arg(parity("tiny_ngf8_b2.safetensors"))
+            .args(["--size", "32x24", "--size", "30x22"]),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for (line, size) in lines.iter().zip(["32x24", "30x22"]) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["size"], size);
+        assert_eq!(v["device"], "cpu");
+        assert_eq!(v["runs"], 2);
+        assert!(v["median_ms"].as_f64().unwrap() > 0.0);
+        assert!(v["min_ms"].as_f64().unwrap() <= v["median_ms"].as_f64().unwrap());
+        assert!(v["gmac"].as_f64().unwrap() > 0.0);
+    }
+}

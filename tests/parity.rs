@@ -1,0 +1,135 @@
+//! candle vs PyTorch, on random-weight models written by `tools/make_fixtures.py` in every format
+//! (see tests/fixtures/README.md). PyTorch computed the references in float64; we run f32.
+//!
+//! Tolerance: max |Δ| <= 0.05 on the 0..255 output scale for the image, 1e-3 relative for the
+//! encoder features and the Gram target.
+
+mod common;
+
+use candle_core::{DType, Device, IndexOp};
+use common::{fixtures, max_abs_diff, read_tensor};
+use stylecam::model;
+
+const OUTPUT_TOL: f32 = 0.05;
+
+const FORMATS: [&str; 4] = [
+    ".safetensors",
+    ".pth",
+    "_legacy_py3.model",
+    "_legacy_py2.model",
+];
+
+fn check_case(model_name: &str, case: &str) {
+    let dir = fixtures().join("parity");
+    let case_file = dir.join(format!("case_{model_name}_{case}.safetensors"));
+    let content = read_tensor(&case_file, "content");
+    let style = read_tensor(&case_file, "style");
+    let want_gram = read_tensor(&case_file, "gram");
+    let want_features = read_tensor(&case_file, "features");
+    let want = read_tensor(&case_file, "output");
+    let (_, _, h, w) = content.dims4().unwrap();
+    for suffix in FORMATS {
+        let file = dir.join(format!("{model_name}{suffix}"));
+        let net = model::load(&file, &Device::Cpu, DType::F32)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .net;
+
+        let features = net.encode(&content).unwrap();
+        let scale = want_features
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let d = max_abs_diff(&features, &want_features);
+        assert!(
+            d <= 1e-3 * scale,
+            "{suffix} {case}: features differ by {d} (scale {scale})"
+        );
+
+        let gram = net.style_target(&style).unwrap();
+        let scale = want_gram
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let d = max_abs_diff(&gram, &want_gram);
+        assert!(
+            d <= 1e-3 * scale,
+            "{suffix} {case}: gram differs by {d} (scale {scale})"
+        );
+
+        // PyTorch's output is 4*ceil(ceil(H/2)/2) tall; ours is cropped to the input size.
+        let out = net.forward(&content, &gram).unwrap();
+        assert_eq!(
+            out.dims(),
+            &[1, 3, h, w],
+            "{suffix}: output must be the input's size"
+        );
+        let want = want.i((.., .., ..h, ..w)).unwrap();
+        let d = max_abs_diff(&out, &want);
+        eprintln!("{model_name} {case} {suffix}: max |Δ| = {d:.5}");
+        assert!(
+            d <= OUTPUT_TOL,
+            "{suffix} {case}: max |Δ| {d} > {OUTPUT_TOL}"
+        );
+    }
+}
+
+#[test]
+fn ngf8_two_blocks_matches_pytorch_in_every_format() {
+    check_case("tiny_ngf8_b2", "48x64");
+}
+
+#[test]
+fn sides_not_multiple_of_four_match_pytorch_cropped() {
+    check_case("tiny_ngf8_b2", "30x42");
+}
+
+#[test]
+fn ngf16_one_block_matches_pytorch_in_every_format() {
+    check_case("tiny_ngf16_b1", "40x56");
+}
+
+#[test]
+fn shape_is_inferred_from_the_weights() {
+    let dir = fixtures().join("parity");
+    for (name, ngf, blocks) in [("tiny_ngf8_b2", 8, 2), ("tiny_ngf16_b1", 16, 1)] {
+        for suffix in FORMATS {
+            let file = dir.join(format!("{name}{suffix}"));
+            let net = model::load(&file, &Device::Cpu, DType::F32).unwrap().net;
+            assert_eq!(
+                net.config(),
+                model::Config { ngf, blocks },
+                "{}",
+                file.display()
+            );
+        }
+    }
+}
+
+/// Full-size check, run by hand: `tools/make_fixtures.py --full DIR` writes an ngf-128 model and a
+/// 256x256 case; `STYLECAM_FULLSIZE_DIR=DIR cargo test --release --test parity -- --ignored`.
+#[test]
+#[ignore]
+fn full_size_ngf128_matches_pytorch() {
+    let Ok(dir) = std::env::var("STYLECAM_FULLSIZE_DIR") else {
+        panic!("set STYLECAM_FULLSIZE_DIR to the folder written by make_fixtures.py --full");
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let case = dir.join("case_full_ngf128_256x256.safetensors");
+    for file in ["full_ngf128_legacy_py2.model", "full_ngf128.safetensors"] {
+        let net = model::load(&dir.join(file), &Device::Cpu, DType::F32)
+            .unwrap()
+            .net;
+        assert_eq!(net.config(), model::Config::PRETRAINED);
+        let gram = net.style_target(&read_tensor(&case, "style")).unwrap();
+        let out = net.forward(&read_tensor(&case, "content"), &gram).unwrap();
+        let d = max_abs_diff(&out, &read_tensor(&case, "output"));
+        eprintln!("full size {file}: max |Δ| = {d:.5}");
+        assert!(d <= OUTPUT_TOL, "{file}: max |Δ| {d}");
+    }
+}
