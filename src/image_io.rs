@@ -147,9 +147,10 @@ mod tests {
             .reshape((1, 3, 1, 2))
             .unwrap();
         let img = to_image(&t).unwrap();
-        // R comes from plane 2 = [127.49, 3.0], G from [0.5 254.5], B from [-20, 0.5].
-        assert_eq!(img.get_pixel(0, 0).0, [127, 0, 0]);
-        assert_eq!(img.get_pixel(1, 0).0, [3, 254, 0]);
+        // B is plane 0 = [-20, 0.5], G plane 1 = [254.5, 300], R plane 2 = [127.49, 3.0];
+        // halves round to even, like torch.round.
+        assert_eq!(img.get_pixel(0, 0).0, [127, 254, 0]);
+        assert_eq!(img.get_pixel(1, 0).0, [3, 255, 0]);
     }
 
     #[test]

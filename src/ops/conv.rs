@@ -210,12 +210,54 @@ impl CustomOp3 for CpuConv {
     }
 }
 
+/// How to fill one output line from one source row: runs of consecutive source pixels are copied
+/// with `copy_from_slice` (the interior of a stride-1 layer); anything else is gathered.
+enum LineCopy {
+    Runs(Vec<(usize, usize, usize)>),
+    Gather(Vec<usize>),
+}
+
+impl LineCopy {
+    /// For output columns `0..wo`, reading padded column `xo * stride + offset` through `cols`.
+    fn new(cols: &[usize], wo: usize, stride: usize, offset: usize) -> Self {
+        let idx: Vec<usize> = (0..wo).map(|xo| cols[xo * stride + offset]).collect();
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+        for (xo, &c) in idx.iter().enumerate() {
+            match runs.last_mut() {
+                Some((d, s, len)) if *d + *len == xo && *s + *len == c => *len += 1,
+                _ => runs.push((xo, c, 1)),
+            }
+        }
+        if runs.len() <= 8 {
+            Self::Runs(runs)
+        } else {
+            Self::Gather(idx)
+        }
+    }
+
+    fn fill(&self, dst: &mut [f32], src: &[f32]) {
+        match self {
+            Self::Runs(runs) => {
+                for &(d, s, len) in runs {
+                    dst[d..d + len].copy_from_slice(&src[s..s + len]);
+                }
+            }
+            Self::Gather(idx) => {
+                for (v, &i) in dst.iter_mut().zip(idx) {
+                    *v = src[i];
+                }
+            }
+        }
+    }
+}
+
 /// One image: `out (Cout, Ho*Wo) += W (Cout, Cin*k*k) @ columns`, a band of output rows at a time.
 fn im2col(g: &ConvGeometry, d: &Dims, x: &[f32], w: &[f32], out: &mut [f32]) -> Result<()> {
     let (k, s) = (g.kernel, g.stride);
     let kk = k * k;
     let rows = g.index_map(d.h);
     let cols = g.index_map(d.w);
+    let lines: Vec<LineCopy> = (0..k).map(|kx| LineCopy::new(&cols, d.wo, s, kx)).collect();
     let band = (BAND_ELEMS / (d.cin * kk * d.wo).max(1)).clamp(1, d.ho);
     let mut col = vec![0f32; d.cin * kk * band * d.wo];
     let wm = Mat::new(w, d.cout, d.cin * kk, d.cin * kk);
@@ -228,14 +270,11 @@ fn im2col(g: &ConvGeometry, d: &Dims, x: &[f32], w: &[f32], out: &mut [f32]) -> 
             .for_each(|(ci, chunk)| {
                 let plane = &x[ci * d.h * d.w..(ci + 1) * d.h * d.w];
                 for ky in 0..k {
-                    for kx in 0..k {
+                    for (kx, line) in lines.iter().enumerate() {
                         let dst = &mut chunk[(ky * k + kx) * n..(ky * k + kx + 1) * n];
                         for y in y0..y1 {
                             let src = &plane[rows[y * s + ky] * d.w..][..d.w];
-                            let line = &mut dst[(y - y0) * d.wo..(y - y0 + 1) * d.wo];
-                            for (xo, v) in line.iter_mut().enumerate() {
-                                *v = src[cols[xo * s + kx]];
-                            }
+                            line.fill(&mut dst[(y - y0) * d.wo..(y - y0 + 1) * d.wo], src);
                         }
                     }
                 }
@@ -254,6 +293,7 @@ fn shift_add(g: &ConvGeometry, d: &Dims, x: &[f32], w: &[f32], out: &mut [f32]) 
     let rows = g.index_map(d.h);
     let cols = g.index_map(d.w);
     let wp = cols.len();
+    let pad_line = LineCopy::new(&cols, wp, 1, 0);
     // W'[(co, ky, kx), ci] = w[co, ci, ky, kx]
     let mut wt = vec![0f32; d.cout * kk * d.cin];
     for co in 0..d.cout {
@@ -278,10 +318,7 @@ fn shift_add(g: &ConvGeometry, d: &Dims, x: &[f32], w: &[f32], out: &mut [f32]) 
             .for_each(|(ci, chunk)| {
                 let plane = &x[ci * d.h * d.w..(ci + 1) * d.h * d.w];
                 for (pr, line) in chunk.chunks_mut(wp).enumerate() {
-                    let src = &plane[rows[p0 + pr] * d.w..][..d.w];
-                    for (v, &c) in line.iter_mut().zip(&cols) {
-                        *v = src[c];
-                    }
+                    pad_line.fill(line, &plane[rows[p0 + pr] * d.w..][..d.w]);
                 }
             });
         let xm = Mat::new(&xp, d.cin, n, n);
