@@ -209,3 +209,27 @@ fn bench_json_has_the_documented_fields() {
         assert!(v["gmac"].as_f64().unwrap() > 0.0);
     }
 }
+
+#[test]
+fn parity_command_reports_agreement_and_fails_on_mismatch() {
+    let (out, _) = run_ok(
+        stylecam()
+            .args(["parity", "--device", "cpu", "--model"])
+            .arg(parity("tiny_ngf8_b2_legacy_py3.model"))
+            .arg("--case")
+            .arg(parity("case_tiny_ngf8_b2_30x42.safetensors")),
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["pass"], true);
+    assert!(v["output_max_abs_diff"].as_f64().unwrap() <= 0.05);
+    assert_eq!(v["size"], "42x30");
+    // The other model's weights cannot reproduce this case: shapes or values differ.
+    let o = stylecam()
+        .args(["parity", "--device", "cpu", "--model"])
+        .arg(parity("tiny_ngf16_b1.safetensors"))
+        .arg("--case")
+        .arg(parity("case_tiny_ngf8_b2_30x42.safetensors"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+}

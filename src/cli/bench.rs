@@ -30,7 +30,7 @@ pub struct Args {
     pub json: bool,
 }
 
-fn parse_dtype(s: &str) -> std::result::Result<DType, String> {
+pub(super) fn parse_dtype(s: &str) -> std::result::Result<DType, String> {
     match s {
         "f32" => Ok(DType::F32),
         "f16" => Ok(DType::F16),

@@ -3,6 +3,7 @@
 mod bench;
 mod convert;
 mod inspect;
+mod parity;
 mod stylize;
 
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Time the network's forward pass per input size.
     Bench(bench::Args),
+    /// Compare this build's output with a PyTorch reference case (max |Δ|, as JSON).
+    Parity(parity::Args),
 }
 
 /// Device flag shared by the commands that run the network.
@@ -88,6 +91,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Convert(a)) => convert::run(a),
         Some(Command::Inspect(a)) => inspect::run(a),
         Some(Command::Bench(a)) => bench::run(a),
+        Some(Command::Parity(a)) => parity::run(a),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
