@@ -1,7 +1,7 @@
 //! MSG-Net's building blocks, named as in the reference `net.py`; `vb.pp(..)` segments spell the
 //! PyTorch state-dict keys.
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::ops::{add_upsampled, conv2d, instance_norm, ConvGeometry};
@@ -280,10 +280,15 @@ impl Module for UpBottleneck {
     }
 }
 
-/// `Gram(F) = F' F'^T / (C*H*W)` with `F' = F.view(B, C, H*W)`.
+/// `Gram(F) = F' F'^T / (C*H*W)` with `F' = F.view(B, C, H*W)`, in f32 at least: the sum over
+/// H*W overflows f16 for any real style image.
 pub fn gram(features: &Tensor) -> Result<Tensor> {
     let (b, c, h, w) = features.dims4()?;
-    let f = features.reshape((b, c, h * w))?;
+    let dtype = match features.dtype() {
+        DType::F16 | DType::BF16 => DType::F32,
+        d => d,
+    };
+    let f = features.to_dtype(dtype)?.reshape((b, c, h * w))?;
     let g = f.matmul(&f.t()?)?;
     g / (c * h * w) as f64
 }

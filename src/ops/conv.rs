@@ -105,9 +105,20 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, g: ConvGeometry) -> Result<Ten
     }
 }
 
-/// The same computation from candle's stock ops, for every device and dtype.
+/// The same computation from candle's stock ops, for every device and dtype. Pointwise layers are
+/// a plain matmul, and layers that narrow the channels use the shift-add form (see the module
+/// docs), which spares candle's im2col `Cin*k*k` values per output pixel.
 pub fn conv2d_generic(x: &Tensor, w: &Tensor, b: &Tensor, g: ConvGeometry) -> Result<Tensor> {
-    let (_, _, h, wd) = x.dims4()?;
+    let (n, cin, h, wd) = x.dims4()?;
+    let (cout, _, k, _) = w.dims4()?;
+    let w = w.to_dtype(x.dtype())?;
+    let bias = b.to_dtype(x.dtype())?.reshape((1, cout, 1, 1))?;
+    if k == 1 && g.stride == 1 && g.pad == 0 && g.upsample == 1 {
+        let y = w
+            .reshape((cout, cin))?
+            .broadcast_matmul(&x.reshape((n, cin, h * wd))?)?;
+        return y.reshape((n, cout, h, wd))?.broadcast_add(&bias);
+    }
     let x = if g.upsample > 1 {
         x.upsample_nearest2d(h * g.upsample, wd * g.upsample)?
     } else {
@@ -118,9 +129,25 @@ pub fn conv2d_generic(x: &Tensor, w: &Tensor, b: &Tensor, g: ConvGeometry) -> Re
     } else {
         x
     };
-    let y = x.conv2d(&w.to_dtype(x.dtype())?, 0, g.stride, 1, 1)?;
-    let cout = b.dims1()?;
-    y.broadcast_add(&b.to_dtype(y.dtype())?.reshape((1, cout, 1, 1))?)
+    if k > 1 && g.stride == 1 && cout < cin {
+        let (_, _, hp, wp) = x.dims4()?;
+        let (ho, wo) = (hp - k + 1, wp - k + 1);
+        // W'[(co, ky, kx), ci], then Z = W' @ X: (n, Cout*k*k, Hp, Wp).
+        let wt = w.permute((0, 2, 3, 1))?.reshape((cout * k * k, cin))?;
+        let z = wt
+            .broadcast_matmul(&x.reshape((n, cin, hp * wp))?)?
+            .reshape((n, cout, k * k, hp, wp))?;
+        let mut acc = bias.broadcast_as((n, cout, ho, wo))?.contiguous()?;
+        for ky in 0..k {
+            for kx in 0..k {
+                let tap = z.narrow(2, ky * k + kx, 1)?.squeeze(2)?;
+                acc = (acc + tap.narrow(2, ky, ho)?.narrow(3, kx, wo)?)?;
+            }
+        }
+        return Ok(acc);
+    }
+    let y = x.conv2d(&w, 0, g.stride, 1, 1)?;
+    y.broadcast_add(&bias)
 }
 
 /// `ReflectionPad2d(pad)` from two gathers, one per spatial axis.
@@ -394,6 +421,33 @@ mod tests {
             let slow = conv2d_generic(&x, &wt, &b, g).unwrap();
             let d = max_diff(&fast, &slow);
             assert!(d < 1e-4, "case {i} {g:?}: max diff {d}");
+        }
+    }
+
+    /// The generic path's matmul and shift-add forms against candle's conv2d on padded input.
+    #[test]
+    fn generic_path_matches_candle_conv2d() {
+        for (i, (cin, cout, k)) in [(5, 7, 1), (8, 3, 7), (8, 3, 3), (3, 8, 3)]
+            .into_iter()
+            .enumerate()
+        {
+            let p = k / 2;
+            let g = ConvGeometry::new(k, 1, p, 1);
+            let x = seeded(&[2, cin, 9, 11], i as u32);
+            let wt = seeded(&[cout, cin, k, k], 10 + i as u32);
+            let b = seeded(&[cout], 20 + i as u32);
+            let xp = if p > 0 {
+                reflection_pad_generic(&x, p).unwrap()
+            } else {
+                x.clone()
+            };
+            let want = xp
+                .conv2d(&wt, 0, 1, 1, 1)
+                .unwrap()
+                .broadcast_add(&b.reshape((1, cout, 1, 1)).unwrap())
+                .unwrap();
+            let d = max_diff(&conv2d_generic(&x, &wt, &b, g).unwrap(), &want);
+            assert!(d < 1e-4, "case {i}: {d}");
         }
     }
 

@@ -2,6 +2,7 @@
 //! containers, which differ only in where storage bytes live.
 
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use super::pickle::printable;
 use super::pickle::value::{TensorRef, Value};
@@ -9,7 +10,7 @@ use super::strided;
 use super::{RawTensor, WeightsError};
 
 /// The `(key, tensor)` items of a top-level (ordered) dict, in file order.
-pub fn entries(top: &Value, file: &str) -> Result<Vec<(String, TensorRef)>, WeightsError> {
+pub fn entries(top: &Value, file: &str) -> Result<Vec<(Rc<str>, Rc<TensorRef>)>, WeightsError> {
     let Value::Dict(map) = top else {
         return Err(WeightsError::malformed(
             file,
@@ -18,7 +19,7 @@ pub fn entries(top: &Value, file: &str) -> Result<Vec<(String, TensorRef)>, Weig
     };
     let mut out = Vec::with_capacity(map.items.len());
     for (k, v) in &map.items {
-        let Some(key) = k.as_str() else {
+        let Value::Str(key) = k else {
             return Err(WeightsError::malformed(
                 file,
                 format!("a state-dict key is a {}, not a string", k.kind()),
@@ -30,15 +31,16 @@ pub fn entries(top: &Value, file: &str) -> Result<Vec<(String, TensorRef)>, Weig
                 format!("`{}` is a {}, not a tensor", printable(key), v.kind()),
             ));
         };
-        out.push((key.to_owned(), (**t).clone()));
+        out.push((Rc::clone(key), Rc::clone(t)));
     }
     Ok(out)
 }
 
-/// Reads each tensor from `storages` (key -> the root storage's bytes). All tensors together
-/// may decode to at most `budget` bytes (aliases and broadcasts can exceed the file size).
+/// Reads each tensor from `storages` (key -> the root storage's bytes). All tensors together,
+/// keys and shapes included, may take at most `budget` bytes (aliases and broadcasts can
+/// exceed the file size; a thousand aliases of one long key or shape must not).
 pub fn materialise(
-    entries: &[(String, TensorRef)],
+    entries: &[(Rc<str>, Rc<TensorRef>)],
     storages: &HashMap<&str, &[u8]>,
     file: &str,
     mut budget: usize,
@@ -71,8 +73,10 @@ pub fn materialise(
         if !strided::fits(view_len, t.offset, &t.shape, &t.stride) {
             return Err(out_of_bounds());
         }
+        let overhead = key.len() + 16 * t.shape.len();
         let bytes = strided::numel(&t.shape)
             .and_then(|n| n.checked_mul(elsize))
+            .and_then(|b| b.checked_add(overhead))
             .filter(|&b| b <= budget)
             .ok_or_else(|| {
                 WeightsError::malformed(
@@ -88,7 +92,7 @@ pub fn materialise(
         let data = strided::gather(window, elsize, t.offset, &t.shape, &t.stride)
             .ok_or_else(out_of_bounds)?;
         out.insert(
-            key.clone(),
+            key.to_string(),
             RawTensor {
                 dtype: s.dtype,
                 shape: t.shape.clone(),

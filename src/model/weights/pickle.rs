@@ -66,7 +66,7 @@ struct Unpickler<'a> {
     /// Stack lengths at each MARK.
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
-    /// Elements copied so far (copy-on-write of shared containers), bounded by `work_limit`.
+    /// Elements copied so far (copy on write, call arguments), bounded by `work_limit`.
     work: usize,
     work_limit: usize,
     storages: BTreeMap<String, (DType, usize)>,
@@ -315,7 +315,9 @@ impl<'a> Unpickler<'a> {
                         args.kind()
                     )));
                 };
-                let v = globals::call(*g, args).map_err(|e| self.bad(e))?;
+                let g = *g;
+                self.spend(globals::cost(args))?;
+                let v = globals::call(g, args).map_err(|e| self.bad(e))?;
                 self.push(v);
             }
             0x81 => {
@@ -465,6 +467,7 @@ impl<'a> Unpickler<'a> {
         else {
             return Err(self.bad("persistent id is not a storage"));
         };
+        self.spend(key.len())?;
         self.register(key, *dtype, numel)?;
         let view = match view {
             Value::None => None,
@@ -593,13 +596,11 @@ impl<'a> Unpickler<'a> {
         })))
     }
 
-    /// Charges the copy of a shared container of `len` items against the work budget.
-    fn charge(&mut self, shared: bool, len: usize) -> Result<(), WeightsError> {
-        if shared {
-            self.work = self.work.saturating_add(len);
-            if self.work > self.work_limit {
-                return Err(self.bad("too much copying for the input size"));
-            }
+    /// Charges copying `n` elements against the work budget.
+    fn spend(&mut self, n: usize) -> Result<(), WeightsError> {
+        self.work = self.work.saturating_add(n);
+        if self.work > self.work_limit {
+            return Err(self.bad("too much copying for the input size"));
         }
         Ok(())
     }
@@ -614,8 +615,9 @@ impl<'a> Unpickler<'a> {
         let Some(Value::List(list)) = idx.and_then(|i| self.stack.get(i)) else {
             return Err(self.bad("APPEND to something that is not a list"));
         };
-        let (shared, len) = (Rc::strong_count(list) > 1, list.items.len());
-        self.charge(shared, len)?;
+        if Rc::strong_count(list) > 1 {
+            self.spend(list.items.len())?; // copy on write
+        }
         if let Some(Value::List(list)) = idx.and_then(|i| self.stack.get_mut(i)) {
             let list = Rc::make_mut(list);
             list.depth = list.depth.max(depth);
@@ -636,8 +638,9 @@ impl<'a> Unpickler<'a> {
         let Some(Value::Dict(dict)) = idx.and_then(|i| self.stack.get(i)) else {
             return Err(self.bad("SETITEM on something that is not a dict"));
         };
-        let (shared, len) = (Rc::strong_count(dict) > 1, dict.items.len());
-        self.charge(shared, len)?;
+        if Rc::strong_count(dict) > 1 {
+            self.spend(dict.items.len())?; // copy on write
+        }
         if let Some(Value::Dict(dict)) = idx.and_then(|i| self.stack.get_mut(i)) {
             let dict = Rc::make_mut(dict);
             dict.depth = dict.depth.max(new.depth);

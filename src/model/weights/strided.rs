@@ -43,12 +43,16 @@ pub fn gather(
             .get(start..start.checked_add(n.checked_mul(elsize)?)?)
             .map(<[u8]>::to_vec);
     }
+    // Size-1 dimensions never move the index: without them, dims <= log2(n).
+    let (shape, stride): (Vec<usize>, Vec<usize>) =
+        shape.iter().zip(stride).filter(|(&d, _)| d != 1).unzip();
     let mut out = Vec::with_capacity(n.checked_mul(elsize)?);
     let mut index = vec![0usize; shape.len()];
     for _ in 0..n {
+        // In bounds: `fits` checked the largest index without overflow.
         let at = index
             .iter()
-            .zip(stride)
+            .zip(&stride)
             .fold(offset, |acc, (&i, &s)| acc + i * s);
         out.extend_from_slice(storage.get(at * elsize..(at + 1) * elsize)?);
         for d in (0..shape.len()).rev() {

@@ -34,6 +34,17 @@ pub fn resolve(module: &str, name: &str) -> Option<Global> {
     }
 }
 
+/// Elements a call to `callable` with `args` copies: the VM charges them to its work budget.
+pub fn cost(args: &[Value]) -> usize {
+    args.iter()
+        .map(|a| match a {
+            Value::Tuple(s) | Value::List(s) => 1 + s.items.len(),
+            Value::Dict(m) => 1 + m.items.len(),
+            _ => 1,
+        })
+        .sum()
+}
+
 /// `callable(*args)` for REDUCE.
 pub fn call(callable: Global, args: &[Value]) -> Result<Value, String> {
     match callable {
@@ -127,7 +138,7 @@ fn rebuild_tensor(
         ));
     }
     Ok(Value::Tensor(Rc::new(TensorRef {
-        storage: (**storage).clone(),
+        storage: Rc::clone(storage),
         offset,
         shape,
         stride,

@@ -45,7 +45,7 @@ impl StorageRef {
 /// A tensor rebuilt from a storage: not yet read, only described.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TensorRef {
-    pub storage: StorageRef,
+    pub storage: Rc<StorageRef>,
     pub offset: usize,
     pub shape: Vec<usize>,
     pub stride: Vec<usize>,
