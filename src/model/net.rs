@@ -203,3 +203,37 @@ fn check_size(xs: &Tensor) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// MSGNET.md: about 13.2 G multiply-adds at 256x256 and 61.9 G at 640x480 for the pretrained
+    /// shape (tools/msgnet.py counts 13.20 G and 61.85 G with PyTorch hooks).
+    #[test]
+    fn multiply_adds_match_the_reference_count() {
+        let net = crate::model::random(Config::PRETRAINED, &Device::Cpu, DType::F32).unwrap();
+        let g = |h, w| net.macs(h, w).unwrap() as f64 / 1e9;
+        assert!((g(256, 256) - 13.20).abs() < 0.01, "{}", g(256, 256));
+        assert!((g(480, 640) - 61.85).abs() < 0.01, "{}", g(480, 640));
+    }
+
+    #[test]
+    fn config_is_inferred_from_key_shapes() {
+        let shapes = |k: &str| -> Option<Vec<usize>> {
+            match k {
+                "ins.weight" => Some(vec![1, 256, 256]),
+                "model.2.conv_block.2.weight" | "model.3.conv_block.2.weight" => {
+                    Some(vec![64, 256, 1, 1])
+                }
+                "model.4.conv_block.2.weight" => Some(vec![32, 256, 1, 1]),
+                "model.4.residual_layer.conv2d.weight" => Some(vec![128, 256, 1, 1]),
+                _ => None,
+            }
+        };
+        assert_eq!(Config::infer(shapes), Ok(Config { ngf: 64, blocks: 2 }));
+        let bad = |k: &str| (k == "ins.weight").then(|| vec![1, 30, 31]);
+        assert!(Config::infer(bad).unwrap_err().contains("[1, 30, 31]"));
+    }
+}
