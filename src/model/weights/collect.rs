@@ -9,8 +9,11 @@ use super::pickle::value::{TensorRef, Value};
 use super::strided;
 use super::{RawTensor, WeightsError};
 
+/// A state-dict entry: key and tensor, shared with the pickle's values (never copied).
+pub type Entry = (Rc<str>, Rc<TensorRef>);
+
 /// The `(key, tensor)` items of a top-level (ordered) dict, in file order.
-pub fn entries(top: &Value, file: &str) -> Result<Vec<(Rc<str>, Rc<TensorRef>)>, WeightsError> {
+pub fn entries(top: &Value, file: &str) -> Result<Vec<Entry>, WeightsError> {
     let Value::Dict(map) = top else {
         return Err(WeightsError::malformed(
             file,
@@ -40,7 +43,7 @@ pub fn entries(top: &Value, file: &str) -> Result<Vec<(Rc<str>, Rc<TensorRef>)>,
 /// keys and shapes included, may take at most `budget` bytes (aliases and broadcasts can
 /// exceed the file size; a thousand aliases of one long key or shape must not).
 pub fn materialise(
-    entries: &[(Rc<str>, Rc<TensorRef>)],
+    entries: &[Entry],
     storages: &HashMap<&str, &[u8]>,
     file: &str,
     mut budget: usize,

@@ -122,12 +122,11 @@ fn read_entry(
     name: &str,
     check: impl FnOnce(u64) -> Result<(), WeightsError>,
 ) -> Result<Vec<u8>, WeightsError> {
-    let file = zip.by_name_raw(entry.as_bytes()).map_err(|e| match e {
-        ZipError::FileNotFound => {
-            WeightsError::malformed(name, format!("missing `{}`", printable(entry)))
-        }
-        e => zip_error(name, e),
-    })?;
+    // Look the name up by its bytes (hashed), then read the entry decompressed.
+    let index = zip
+        .index_for_name_raw(entry.as_bytes())
+        .ok_or_else(|| WeightsError::malformed(name, format!("missing `{}`", printable(entry))))?;
+    let file = zip.by_index(index).map_err(|e| zip_error(name, e))?;
     let size = file.size();
     check(size)?;
     let cap =
