@@ -66,7 +66,17 @@ fn cuda(n: usize) -> Result<Device, String> {
     if !cfg!(feature = "cuda") {
         return Err("this build has no CUDA support (rebuild with `--features cuda`)".into());
     }
-    Device::new_cuda(n).map_err(|e| format!("CUDA device {n} is not available: {e}"))
+    // With cudarc's dynamic loading, a missing driver library is a panic inside cudarc, not an
+    // error: catch it (silently) and fall back like any other failure.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let opened = std::panic::catch_unwind(|| Device::new_cuda(n));
+    std::panic::set_hook(hook);
+    match opened {
+        Ok(Ok(device)) => Ok(device),
+        Ok(Err(e)) => Err(format!("CUDA device {n} is not available: {e}")),
+        Err(_) => Err("the CUDA driver library (libcuda.so.1) could not be loaded".into()),
+    }
 }
 
 fn metal() -> Result<Device, String> {

@@ -9,9 +9,9 @@ log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
 exec > >(tee -a "$OUT/log.txt") 2>&1
 
 BIN=/tmp/stylecam
-xz -dc .carry/stylecam-cuda.xz > $BIN && chmod +x $BIN
 # shellcheck disable=SC1091
 source tools/cuda/gpu_env.sh
+stylecam_unpack "${BIN_ARCHIVE:-.carry/stylecam-cuda.xz}" $BIN || { log "FAIL unpack"; exit 1; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
 $BIN --version
 
@@ -30,8 +30,8 @@ for m in tiny_ngf8_b2:48x64 tiny_ngf8_b2:30x42 tiny_ngf16_b1:40x56; do
 done
 
 log "parity: full size ngf128 256x256, float64 reference and PyTorch CUDA f32 (TF32 off)"
-FULL=/tmp/full
-timeout 240 python3 tools/make_fixtures.py --full $FULL --skip-tiny --threads 16 > "$OUT/make_full.txt" 2>&1 || log "FAIL make_fixtures --full"
+FULL=${FULL:-/tmp/full}
+[ -f $FULL/full_ngf128.safetensors ] || timeout 240 python3 tools/make_fixtures.py --full $FULL --skip-tiny --threads 16 > "$OUT/make_full.txt" 2>&1 || log "FAIL make_fixtures --full"
 C=$FULL/case_full_ngf128_256x256.safetensors
 python3 tools/gpu/torch_reference.py --model $FULL/full_ngf128.safetensors --case $C --out /tmp/case_torch_cuda.safetensors | tee -a "$OUT/summary.txt"
 for f in full_ngf128.safetensors full_ngf128_legacy_py2.model; do
@@ -42,15 +42,16 @@ for dt in f16 bf16; do
   $BIN parity --device cuda --dtype $dt --tol 1000 --model $FULL/full_ngf128.safetensors --case $C >> "$OUT/parity.jsonl" || true
 done
 
-SIZES="--size 320x240 --size 640x480 --size 1280x720 --size 1920x1080"
+SIZES=${SIZES:-"--size 320x240 --size 640x480 --size 1280x720 --size 1920x1080"}
+RUNS=${RUNS:-20}
 M=$FULL/full_ngf128.safetensors
 log "speed: stylecam bench (cuda)"
 for dt in f32 f16 bf16; do
-  timeout 200 $BIN bench --device cuda --dtype $dt --model $M $SIZES --runs 20 --json >> "$OUT/bench_stylecam.jsonl" || log "FAIL bench $dt"
+  timeout 200 $BIN bench --device cuda --dtype $dt --model $M $SIZES --runs $RUNS --json >> "$OUT/bench_stylecam.jsonl" || log "FAIL bench $dt"
 done
 log "speed: PyTorch (same weights, same card)"
-timeout 120 python3 tools/bench_torch.py --device cuda --no-tf32 --model $M $SIZES --runs 20 --json > "$OUT/bench_torch_f32_notf32.txt" 2>&1
-timeout 120 python3 tools/bench_torch.py --device cuda --model $M $SIZES --runs 20 --json > "$OUT/bench_torch_f32_tf32.txt" 2>&1
-timeout 120 python3 tools/bench_torch.py --device cuda --autocast fp16 --model $M $SIZES --runs 20 --json > "$OUT/bench_torch_fp16.txt" 2>&1
-timeout 120 python3 tools/bench_torch.py --device cuda --autocast bf16 --model $M $SIZES --runs 20 --json > "$OUT/bench_torch_bf16.txt" 2>&1
+timeout 120 python3 tools/bench_torch.py --device cuda --no-tf32 --model $M $SIZES --runs $RUNS --json > "$OUT/bench_torch_f32_notf32.txt" 2>&1
+timeout 120 python3 tools/bench_torch.py --device cuda --model $M $SIZES --runs $RUNS --json > "$OUT/bench_torch_f32_tf32.txt" 2>&1
+timeout 120 python3 tools/bench_torch.py --device cuda --autocast fp16 --model $M $SIZES --runs $RUNS --json > "$OUT/bench_torch_fp16.txt" 2>&1
+timeout 120 python3 tools/bench_torch.py --device cuda --autocast bf16 --model $M $SIZES --runs $RUNS --json > "$OUT/bench_torch_bf16.txt" 2>&1
 log "done"
