@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One GPU session for issue #7: parity and speed of stylecam's CUDA build against PyTorch on the
-# same card. Run on the lent machine from the repo root, with the stripped CUDA binary carried as
+# same card. At most 6 files land in $OUT (the device tool returns 8). Run on the lent machine from the repo root, with the stripped CUDA binary carried as
 # .carry/stylecam-cuda.xz (tools/cuda/build.sh makes it). Results go to $OUT (or ./gpu-out).
 set -uo pipefail
 OUT=${OUT:-gpu-out}
@@ -31,7 +31,7 @@ done
 
 log "parity: full size ngf128 256x256, float64 reference and PyTorch CUDA f32 (TF32 off)"
 FULL=${FULL:-/tmp/full}
-[ -f $FULL/full_ngf128.safetensors ] || timeout 240 python3 tools/make_fixtures.py --full $FULL --skip-tiny --threads 16 > "$OUT/make_full.txt" 2>&1 || log "FAIL make_fixtures --full"
+[ -f $FULL/full_ngf128.safetensors ] || timeout 240 python3 tools/make_fixtures.py --full $FULL --skip-tiny --threads 16 >> "$OUT/log.txt" 2>&1 || log "FAIL make_fixtures --full"
 C=$FULL/case_full_ngf128_256x256.safetensors
 python3 tools/gpu/torch_reference.py --model $FULL/full_ngf128.safetensors --case $C --out /tmp/case_torch_cuda.safetensors | tee -a "$OUT/summary.txt"
 for f in full_ngf128.safetensors full_ngf128_legacy_py2.model; do
@@ -47,11 +47,11 @@ RUNS=${RUNS:-20}
 M=$FULL/full_ngf128.safetensors
 log "speed: stylecam bench (cuda)"
 for dt in f32 f16 bf16; do
-  timeout 200 $BIN bench --device cuda --dtype $dt --model $M $SIZES --runs $RUNS --json >> "$OUT/bench_stylecam.jsonl" || log "FAIL bench $dt"
+  timeout ${BENCH_TIMEOUT:-200} $BIN bench --device cuda --dtype $dt --model $M $SIZES --runs $RUNS --json >> "$OUT/bench_stylecam.jsonl" || log "FAIL bench $dt"
 done
 log "speed: PyTorch (same weights, same card)"
-timeout 120 python3 tools/bench_torch.py --device cuda --no-tf32 --model $M $SIZES --runs $RUNS --json > "$OUT/bench_torch_f32_notf32.txt" 2>&1
-timeout 120 python3 tools/bench_torch.py --device cuda --model $M $SIZES --runs $RUNS --json > "$OUT/bench_torch_f32_tf32.txt" 2>&1
-timeout 120 python3 tools/bench_torch.py --device cuda --autocast fp16 --model $M $SIZES --runs $RUNS --json > "$OUT/bench_torch_fp16.txt" 2>&1
-timeout 120 python3 tools/bench_torch.py --device cuda --autocast bf16 --model $M $SIZES --runs $RUNS --json > "$OUT/bench_torch_bf16.txt" 2>&1
+timeout ${BENCH_TIMEOUT:-120} python3 tools/bench_torch.py --device cuda --no-tf32 --model $M $SIZES --runs $RUNS --json >> "$OUT/bench_torch.txt" 2>&1
+timeout ${BENCH_TIMEOUT:-120} python3 tools/bench_torch.py --device cuda --model $M $SIZES --runs $RUNS --json >> "$OUT/bench_torch.txt" 2>&1
+timeout ${BENCH_TIMEOUT:-120} python3 tools/bench_torch.py --device cuda --autocast fp16 --model $M $SIZES --runs $RUNS --json >> "$OUT/bench_torch.txt" 2>&1
+timeout ${BENCH_TIMEOUT:-120} python3 tools/bench_torch.py --device cuda --autocast bf16 --model $M $SIZES --runs $RUNS --json >> "$OUT/bench_torch.txt" 2>&1
 log "done"
