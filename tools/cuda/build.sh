@@ -9,7 +9,8 @@
 #   LINK=loading|linking              loading (default): cudarc dlopens the CUDA libraries at run
 #                                     time, so the binary starts anywhere and can fall back to the
 #                                     CPU; linking: candle's own choice (needs libcuda.so.1 and the
-#                                     CUDA 13 libs just to start; links against the stub libcuda).
+#                                     CUDA 13 libs just to start; links against the stub libcuda;
+#                                     not built in the round that wrote this, see docs/CUDA.md).
 #   COMPRESS=xz|zstd                  (default xz: smaller, and Python's lzma can unpack it)
 #
 # Output: .carry/$BIN-cuda.xz (or .zst), .carry/$BIN-cuda.sha256, .carry/cuda-stubs/libcurand.so.10
@@ -34,6 +35,10 @@ log() { printf '[cuda-build] %s\n' "$*" >&2; }
 # candle-kernels' build script reruns on a change of NVCC or CUDA_COMPUTE_CAP, not of the toolkit
 # behind the same path: remember which nvcc built the kernels and rebuild them when it changes.
 NVCC_RELEASE="$(nvcc --version | sed -n 's/.*release \([0-9.]*\),.*/\1/p')"
+if [ "$NVCC_RELEASE" != 13.0 ]; then
+  log "WARNING: nvcc $NVCC_RELEASE: the GPU machines' driver 580 only runs PTX from CUDA <= 13.0"
+  log "         (CUDA_ERROR_UNSUPPORTED_PTX_VERSION); tools/cuda/setup.sh installs 13.0 by default"
+fi
 STAMP="$CARGO_TARGET_DIR/.nvcc-release"
 STALE=0
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" != "$NVCC_RELEASE" ]; then
@@ -82,12 +87,18 @@ STRIPPED="$CARGO_TARGET_DIR/$BIN-cuda"
 strip -o "$STRIPPED" "$OUT"
 mkdir -p "$CARRY/cuda-stubs"
 case "$COMPRESS" in
-  xz) PACKED="$CARRY/$BIN-cuda.xz"; xz -9e -T2 -c "$STRIPPED" > "$PACKED.tmp" ;;
-  zstd) PACKED="$CARRY/$BIN-cuda.zst"; zstd -q -19 -T2 -c "$STRIPPED" > "$PACKED.tmp" ;;
+  xz) PACKED="$CARRY/$BIN-cuda.xz"; PACK=(xz -9e -T2 -c) ;;
+  zstd) PACKED="$CARRY/$BIN-cuda.zst"; PACK=(zstd -q -19 -T2 -c) ;;
   *) log "COMPRESS must be xz or zstd"; exit 2 ;;
 esac
-mv "$PACKED.tmp" "$PACKED"
-(cd "$CARGO_TARGET_DIR" && sha256sum "$BIN-cuda") > "$CARRY/$BIN-cuda.sha256"
+SUM="$(cd "$CARGO_TARGET_DIR" && sha256sum "$BIN-cuda")"
+if [ -f "$PACKED" ] && [ "$(cat "$CARRY/$BIN-cuda.sha256" 2>/dev/null)" = "$SUM" ]; then
+  log "binary unchanged: keeping $PACKED"
+else
+  "${PACK[@]}" "$STRIPPED" > "$PACKED.tmp"
+  mv "$PACKED.tmp" "$PACKED"
+  echo "$SUM" > "$CARRY/$BIN-cuda.sha256"
+fi
 [ -f "$CUDA_PREFIX/gpu-stubs/libcurand.so.10" ] && cp "$CUDA_PREFIX/gpu-stubs/libcurand.so.10" "$CARRY/cuda-stubs/"
 t2=$(date +%s)
 
