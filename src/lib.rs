@@ -1,6 +1,8 @@
 //! stylecam: live style transfer with MSG-Net on candle.
 pub mod cli;
+pub mod color;
 pub mod device;
 pub mod image_io;
 pub mod model;
 pub mod ops;
+pub mod style;

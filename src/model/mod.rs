@@ -12,7 +12,7 @@ use candle_nn::VarBuilder;
 
 pub use backend::{RandomBackend, StateDictBackend};
 pub use layers::{gram, Inspiration};
-pub use net::{Config, MsgNet, MIN_SIDE};
+pub use net::{Config, MsgNet, Targets, MIN_SIDE};
 pub use weights::{Format, StateDict, WeightsError};
 
 #[derive(Debug, thiserror::Error)]

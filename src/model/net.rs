@@ -60,6 +60,18 @@ impl Config {
     }
 }
 
+/// The style input of [`MsgNet::forward_with`].
+#[derive(Debug, Clone, Copy)]
+pub enum Targets<'a> {
+    One(&'a Tensor),
+    /// Two styles; `mask` (1, 1, h, w) of any size, 1 where the first style goes.
+    Masked {
+        first: &'a Tensor,
+        second: &'a Tensor,
+        mask: &'a Tensor,
+    },
+}
+
 /// Smallest input side: after two stride-2 layers the map must still be 2 pixels wide for the
 /// residual blocks' reflection padding.
 pub const MIN_SIDE: usize = 5;
@@ -171,6 +183,41 @@ impl MsgNet {
         let out = self.out_conv.forward(&instance_norm(&h, true)?)?;
         let (_, _, ih, iw) = input;
         out.narrow(2, 0, ih)?.narrow(3, 0, iw)
+    }
+
+    /// Forward pass with the creative controls: `strength` (0..1) moves the target from the
+    /// content's own Gram (0: the network's reconstruction of the content, no style) to the style's
+    /// (1: exactly `forward`), and `targets` may give two styles blended by a spatial mask at the
+    /// Inspiration layer, `Y = M (P1^T X) + (1 - M) (P2^T X)`, so the rest of the network runs once.
+    pub fn forward_with(&self, xs: &Tensor, targets: Targets, strength: f64) -> Result<Tensor> {
+        if !(0.0..=1.0).contains(&strength) {
+            bail!("the strength must be between 0 and 1, got {strength}")
+        }
+        let features = self.encode(xs)?;
+        let own = if strength < 1.0 {
+            Some(gram(&features)?)
+        } else {
+            None
+        };
+        let target = |t: &Tensor| match &own {
+            Some(g) => crate::style::mix_targets(g, t, strength),
+            None => Ok(t.clone()),
+        };
+        let mixed = match targets {
+            Targets::One(t) => self.ins.forward(&features, &target(t)?)?,
+            Targets::Masked {
+                first,
+                second,
+                mask,
+            } => {
+                let (_, _, h, w) = features.dims4()?;
+                let m = crate::style::resize_mask(mask, h, w)?.to_dtype(features.dtype())?;
+                let y1 = self.ins.forward(&features, &target(first)?)?;
+                let y2 = self.ins.forward(&features, &target(second)?)?;
+                (y1.broadcast_mul(&m)? + y2.broadcast_mul(&m.affine(-1.0, 1.0)?)?)?
+            }
+        };
+        self.decode(&mixed, xs.dims4()?)
     }
 
     pub fn inspiration(&self) -> &Inspiration {
