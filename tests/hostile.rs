@@ -545,3 +545,57 @@ fn mutated_valid_files_never_panic() {
         }
     }
 }
+
+#[test]
+fn memoised_arguments_reused_many_times_are_bounded() {
+    // A list of 20k (None, None) pairs, memoised, passed to OrderedDict 20k times: unbounded,
+    // that is 400M pairs (about 19 GB).
+    let mut p = b"\x80\x02ccollections\nOrderedDict\nq\x01](NN\x86q\x02".to_vec();
+    for _ in 0..20_000 {
+        p.extend([op::BINGET, 2]);
+    }
+    p.extend([op::APPENDS, op::BINPUT, 3]);
+    for _ in 0..20_000 {
+        p.extend([op::BINGET, 1, op::BINGET, 3, op::TUPLE1, op::REDUCE]);
+    }
+    p.push(op::STOP);
+    let start = Instant::now();
+    let err = legacy::parse(&p, "od").unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(err.to_string().contains("too much copying"), "{err}");
+
+    // One tensor of 5000 dims under 3000 keys: each key would copy its shape and stride.
+    let ones = vec![1usize; 5000];
+    let mut p = Pickler::new(Style::Py2);
+    p.global("collections", "OrderedDict")
+        .op(op::EMPTY_TUPLE)
+        .op(op::REDUCE)
+        .op(op::MARK);
+    p.str("k0")
+        .global("torch._utils", "_rebuild_tensor")
+        .op(op::MARK);
+    p.op(op::MARK)
+        .str("storage")
+        .global("torch", "FloatStorage");
+    p.str("0")
+        .str("cpu")
+        .int(12)
+        .op(op::NONE)
+        .op(op::TUPLE)
+        .op(op::BINPERSID);
+    p.int(0)
+        .usizes(&ones)
+        .usizes(&ones)
+        .op(op::TUPLE)
+        .op(op::REDUCE);
+    p.op(op::BINPUT).op(200);
+    for i in 1..3000 {
+        p.str(&format!("k{i}")).op(op::BINGET).op(200);
+    }
+    p.op(op::SETITEMS);
+    let file = emit::legacy_container(Style::Py2, &p.finish(), &[twelve()]);
+    let start = Instant::now();
+    let err = legacy::parse(&file, "alias").unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(err.to_string().contains("decodes to more bytes"), "{err}");
+}
