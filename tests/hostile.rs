@@ -6,6 +6,10 @@ use std::time::{Duration, Instant};
 use stylecam::model::weights::emit::{self, op, Pickler, Storage, Style, Tensor};
 use stylecam::model::weights::{legacy, load_bytes, torch_zip, WeightsError};
 
+/// Hostile sizes must fail at once, before any allocation: these inputs take microseconds.
+/// The bound is a hang guard, loose enough for a loaded CI machine, not a speed target.
+const HANG_GUARD: Duration = Duration::from_secs(10);
+
 const DANGEROUS: [(&str, &str); 6] = [
     ("posix", "system"),
     ("os", "system"),
@@ -212,7 +216,7 @@ fn storage_larger_than_the_file_fails_before_allocating() {
     assert!(file.len() < 400, "{}", file.len());
     let start = Instant::now();
     let err = load_bytes(&file, "big.model").unwrap_err();
-    assert!(start.elapsed() < Duration::from_millis(200));
+    assert!(start.elapsed() < HANG_GUARD);
     assert_eq!(
         err.to_string(),
         format!(
@@ -297,7 +301,7 @@ fn broadcast_views_cannot_blow_up_memory() {
     let file = emit::legacy_container(Style::Py2, &main, &[twelve()]);
     let start = Instant::now();
     let err = legacy::parse(&file, "b").unwrap_err();
-    assert!(start.elapsed() < Duration::from_millis(200));
+    assert!(start.elapsed() < HANG_GUARD);
     assert!(
         err.to_string()
             .contains("decodes to more bytes than the file"),
@@ -338,7 +342,7 @@ fn deep_nesting_and_copy_bombs_end_quickly() {
     bomb.push(op::STOP);
     let start = Instant::now();
     let err = legacy::parse(&bomb, "c").unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(start.elapsed() < HANG_GUARD);
     assert!(err.to_string().contains("too much copying"), "{err}");
 
     // Doubling through the memo (billion laughs) shares, never copies.
@@ -349,7 +353,7 @@ fn deep_nesting_and_copy_bombs_end_quickly() {
     laughs.extend([op::BINGET, 0, op::STOP]);
     let start = Instant::now();
     let err = legacy::parse(&laughs, "l").unwrap_err();
-    assert!(start.elapsed() < Duration::from_millis(100));
+    assert!(start.elapsed() < HANG_GUARD);
     assert!(err.to_string().contains("no magic number"), "{err}");
 }
 
@@ -425,7 +429,7 @@ fn zip_entries_claiming_huge_sizes_are_refused_before_reading() {
         patch_zip_size(&mut zip, entry, 0xffff_fff0);
         let start = Instant::now();
         let err = torch_zip::parse(&zip, "bomb.pth").unwrap_err();
-        assert!(start.elapsed() < Duration::from_millis(200));
+        assert!(start.elapsed() < HANG_GUARD);
         assert!(err.to_string().contains("4294967280"), "{err}");
     }
 }
@@ -447,7 +451,7 @@ fn deflate_bomb_entry_is_refused_by_its_size() {
     assert!(zip.len() < 200_000);
     let start = Instant::now();
     let err = torch_zip::parse(&zip, "bomb.pth").unwrap_err();
-    assert!(start.elapsed() < Duration::from_millis(500));
+    assert!(start.elapsed() < HANG_GUARD);
     assert!(err.to_string().contains("claims 67108864 bytes"), "{err}");
     // Deflated entries of the right size are read.
     let data = twelve().data;
@@ -514,7 +518,7 @@ fn random_bodies_behind_real_magic_fail_cleanly() {
         let start = Instant::now();
         let err = load_bytes(&bytes, "r").unwrap_err();
         assert!(err.to_string().starts_with("r: "), "{err}");
-        assert!(start.elapsed() < Duration::from_millis(200));
+        assert!(start.elapsed() < HANG_GUARD);
     }
 }
 
@@ -561,7 +565,7 @@ fn memoised_arguments_reused_many_times_are_bounded() {
     p.push(op::STOP);
     let start = Instant::now();
     let err = legacy::parse(&p, "od").unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(start.elapsed() < HANG_GUARD);
     assert!(err.to_string().contains("too much copying"), "{err}");
 
     // One tensor of 5000 dims under 3000 keys: each key would copy its shape and stride.
@@ -596,6 +600,6 @@ fn memoised_arguments_reused_many_times_are_bounded() {
     let file = emit::legacy_container(Style::Py2, &p.finish(), &[twelve()]);
     let start = Instant::now();
     let err = legacy::parse(&file, "alias").unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(start.elapsed() < HANG_GUARD);
     assert!(err.to_string().contains("decodes to more bytes"), "{err}");
 }
