@@ -233,3 +233,126 @@ fn parity_command_reports_agreement_and_fails_on_mismatch() {
         .unwrap();
     assert!(!o.status.success());
 }
+
+/// Runs `stylize` on the image fixtures with extra flags and returns the RGB pixels.
+fn stylize_with(extra: &[&str], styles: &[std::path::PathBuf]) -> image::RgbImage {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.png");
+    let mut cmd = stylecam();
+    cmd.args(["stylize", "--device", "cpu"]);
+    if !extra.contains(&"--style-size") {
+        cmd.args(["--style-size", "32"]);
+    }
+    cmd.arg("--model").arg(parity("tiny_ngf8_b2.safetensors"));
+    for s in styles {
+        cmd.arg("--style").arg(s);
+    }
+    cmd.args(extra)
+        .arg(parity("img_content.png"))
+        .arg("-o")
+        .arg(&out);
+    run_ok(&mut cmd);
+    image::open(&out).unwrap().to_rgb8()
+}
+
+/// A second style: the first one's negative, written as a PNG.
+fn negative_style(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut img = image::open(parity("img_style.png")).unwrap().to_rgb8();
+    image::imageops::invert(&mut img);
+    let p = dir.join("negative.png");
+    img.save(&p).unwrap();
+    p
+}
+
+#[test]
+fn stylize_controls_keep_their_defining_properties() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (parity("img_style.png"), negative_style(dir.path()));
+    let plain = stylize_with(&[], &[a.clone()]);
+    let plain_b = stylize_with(&[], &[b.clone()]);
+    assert_ne!(plain, plain_b, "the two test styles must differ");
+    // Mixing end points and an all-white mask are exactly one style.
+    assert_eq!(
+        stylize_with(&["--mix", "0"], &[a.clone(), b.clone()]),
+        plain
+    );
+    assert_eq!(
+        stylize_with(&["--mix", "1"], &[a.clone(), b.clone()]),
+        plain_b
+    );
+    let white = dir.path().join("white.png");
+    image::RgbImage::from_pixel(7, 5, image::Rgb([255, 255, 255]))
+        .save(&white)
+        .unwrap();
+    let mask = ["--mask", white.to_str().unwrap()];
+    assert_eq!(stylize_with(&mask, &[a.clone(), b.clone()]), plain);
+    // Strength 1 is the plain style; a split differs from both single styles.
+    assert_eq!(stylize_with(&["--strength", "1"], &[a.clone()]), plain);
+    let split = stylize_with(&["--split", "vertical"], &[a.clone(), b.clone()]);
+    assert!(split != plain && split != plain_b);
+    // Brush 0.5 at style size 64 is style size 32.
+    assert_eq!(
+        stylize_with(&["--style-size", "64", "--brush", "0.5"], &[a.clone()]),
+        plain
+    );
+}
+
+#[test]
+fn stylize_preserve_color_keeps_the_photo_colours() {
+    let content = image::open(parity("img_content.png")).unwrap().to_rgb8();
+    let chroma = |p: &image::Rgb<u8>| {
+        let [r, g, b] = p.0.map(|v| v as f32);
+        let y = 0.299 * r + 0.587 * g + 0.114 * b;
+        (b - y, r - y)
+    };
+    // Mean chroma difference over the pixels that clamping to 0..255 did not touch (clamping
+    // necessarily changes colour; this random-weight fixture overshoots a lot).
+    let mean_chroma_diff = |img: &image::RgbImage| {
+        let (mut sum, mut n) = (0f32, 0usize);
+        for (p, q) in img.pixels().zip(content.pixels()) {
+            if p.0.iter().any(|&v| v == 0 || v == 255) {
+                continue;
+            }
+            let ((a1, a2), (b1, b2)) = (chroma(p), chroma(q));
+            sum += (a1 - b1).abs() + (a2 - b2).abs();
+            n += 1;
+        }
+        assert!(n > img.len() / 30, "too few unclamped pixels: {n}");
+        sum / n as f32
+    };
+    let styled = stylize_with(&[], &[parity("img_style.png")]);
+    let kept = stylize_with(&["--preserve-color"], &[parity("img_style.png")]);
+    let (d_styled, d_kept) = (mean_chroma_diff(&styled), mean_chroma_diff(&kept));
+    eprintln!("mean chroma difference: plain {d_styled:.2}, --preserve-color {d_kept:.2}");
+    // Only clamping to 0..255 and rounding move the chroma.
+    assert!(
+        d_kept < 2.0 && d_kept * 5.0 < d_styled,
+        "{d_kept} vs {d_styled}"
+    );
+}
+
+#[test]
+fn stylize_refuses_inconsistent_style_flags() {
+    for (flags, styles, msg) in [
+        (vec!["--mix", "0.5"], 1, "need two styles"),
+        (vec![], 2, "say how to combine"),
+        (vec!["--mix", "0.3"], 3, "at most two"),
+        (vec!["--strength", "2"], 1, "between 0 and 1"),
+        (vec!["--brush", "9"], 1, "between 0.25 and 4"),
+    ] {
+        let mut cmd = stylecam();
+        cmd.args(["stylize", "--device", "cpu", "--model"])
+            .arg(parity("tiny_ngf8_b2.safetensors"));
+        for _ in 0..styles {
+            cmd.arg("--style").arg(parity("img_style.png"));
+        }
+        let o = cmd
+            .args(&flags)
+            .arg(parity("img_content.png"))
+            .args(["-o", "/nonexistent/never.png"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(msg), "{flags:?}: {err}");
+    }
+}
