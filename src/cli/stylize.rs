@@ -1,6 +1,6 @@
 //! `stylecam stylize`: one image through MSG-Net, with the creative controls.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -87,13 +87,13 @@ fn check(a: &Args) -> Result<()> {
     }
 }
 
-fn target(net: &MsgNet, path: &PathBuf, size: u32, dev: &Device) -> Result<Tensor> {
+fn target(net: &MsgNet, path: &Path, size: u32, dev: &Device) -> Result<Tensor> {
     let style = image_io::resize_square(&image_io::load_rgb(path)?, size);
     net.style_target(&image_io::to_tensor(&style, dev, DType::F32)?)
         .with_context(|| format!("computing the style target of {}", path.display()))
 }
 
-fn load_mask(path: &PathBuf, w: u32, h: u32, dev: &Device) -> Result<Tensor> {
+fn load_mask(path: &Path, w: u32, h: u32, dev: &Device) -> Result<Tensor> {
     let img = image::open(path)
         .with_context(|| format!("{}: cannot read the mask image", path.display()))?
         .to_luma8();
