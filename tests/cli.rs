@@ -268,31 +268,27 @@ fn negative_style(dir: &std::path::Path) -> std::path::PathBuf {
 fn stylize_controls_keep_their_defining_properties() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (parity("img_style.png"), negative_style(dir.path()));
-    let plain = stylize_with(&[], &[a.clone()]);
-    let plain_b = stylize_with(&[], &[b.clone()]);
+    let (only_a, only_b) = (vec![a.clone()], vec![b.clone()]);
+    let both = vec![a, b];
+    let plain = stylize_with(&[], &only_a);
+    let plain_b = stylize_with(&[], &only_b);
     assert_ne!(plain, plain_b, "the two test styles must differ");
     // Mixing end points and an all-white mask are exactly one style.
-    assert_eq!(
-        stylize_with(&["--mix", "0"], &[a.clone(), b.clone()]),
-        plain
-    );
-    assert_eq!(
-        stylize_with(&["--mix", "1"], &[a.clone(), b.clone()]),
-        plain_b
-    );
+    assert_eq!(stylize_with(&["--mix", "0"], &both), plain);
+    assert_eq!(stylize_with(&["--mix", "1"], &both), plain_b);
     let white = dir.path().join("white.png");
     image::RgbImage::from_pixel(7, 5, image::Rgb([255, 255, 255]))
         .save(&white)
         .unwrap();
     let mask = ["--mask", white.to_str().unwrap()];
-    assert_eq!(stylize_with(&mask, &[a.clone(), b.clone()]), plain);
+    assert_eq!(stylize_with(&mask, &both), plain);
     // Strength 1 is the plain style; a split differs from both single styles.
-    assert_eq!(stylize_with(&["--strength", "1"], &[a.clone()]), plain);
-    let split = stylize_with(&["--split", "vertical"], &[a.clone(), b.clone()]);
+    assert_eq!(stylize_with(&["--strength", "1"], &only_a), plain);
+    let split = stylize_with(&["--split", "vertical"], &both);
     assert!(split != plain && split != plain_b);
     // Brush 0.5 at style size 64 is style size 32.
     assert_eq!(
-        stylize_with(&["--style-size", "64", "--brush", "0.5"], &[a.clone()]),
+        stylize_with(&["--style-size", "64", "--brush", "0.5"], &only_a),
         plain
     );
 }
