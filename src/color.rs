@@ -19,6 +19,15 @@ pub fn luminance(bgr: &Tensor) -> Result<Tensor> {
     Ok(y)
 }
 
+/// Chroma (B, 2, H, W) of a BGR image: the colour differences `B - Y` and `R - Y`.
+pub fn chroma(bgr: &Tensor) -> Result<Tensor> {
+    let y = luminance(bgr)?;
+    Tensor::cat(
+        &[(bgr.narrow(1, 0, 1)? - &y)?, (bgr.narrow(1, 2, 1)? - &y)?],
+        1,
+    )
+}
+
 /// The stylised luminance with the content's chroma; both (B, 3, H, W) BGR of the same size.
 pub fn preserve_color(stylised: &Tensor, content: &Tensor) -> Result<Tensor> {
     let content = content.to_dtype(stylised.dtype())?;
@@ -30,14 +39,6 @@ pub fn preserve_color(stylised: &Tensor, content: &Tensor) -> Result<Tensor> {
 mod tests {
     use super::*;
     use candle_core::{DType, Device};
-
-    /// Chroma as (B - Y, R - Y) per pixel.
-    fn chroma(bgr: &Tensor) -> Tensor {
-        let y = luminance(bgr).unwrap();
-        let b = (bgr.narrow(1, 0, 1).unwrap() - &y).unwrap();
-        let r = (bgr.narrow(1, 2, 1).unwrap() - &y).unwrap();
-        Tensor::cat(&[b, r], 1).unwrap()
-    }
 
     #[test]
     fn output_has_content_chroma_and_stylised_luminance() {
@@ -55,7 +56,7 @@ mod tests {
                 .to_scalar()
                 .unwrap()
         };
-        assert!(d(&chroma(&out), &chroma(&content)) < 1e-3);
+        assert!(d(&chroma(&out).unwrap(), &chroma(&content).unwrap()) < 1e-3);
         assert!(d(&luminance(&out).unwrap(), &luminance(&stylised).unwrap()) < 1e-3);
         // And it is not simply the content.
         assert!(d(&out, &content) > 1.0);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::existing_file;
-use crate::model::{weights, Config, StateDict};
+use crate::model::{self, weights, Config, StateDict};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,14 +44,9 @@ pub fn parameter_count(state: &StateDict) -> usize {
     state
         .params()
         .filter(|(k, _)| {
-            let alias_of = if let Some(rest) = k.strip_prefix("model.0.") {
-                Some(format!("model1.{rest}"))
-            } else if k.as_str() == "model.1.weight" {
-                Some("ins.weight".to_string())
-            } else {
-                None
-            };
-            !alias_of.is_some_and(|a| state.tensors.contains_key(&a))
+            // Skip the reference's second spelling when the first is there too.
+            let repeated = k.starts_with("model.0.") || k.as_str() == "model.1.weight";
+            !(repeated && model::alias(k).is_some_and(|a| state.tensors.contains_key(&a)))
         })
         .map(|(_, t)| t.numel())
         .sum()

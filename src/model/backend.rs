@@ -8,7 +8,7 @@ use super::weights::{RawTensor, StateDict};
 
 /// Keys that the reference file stores twice: `model.0` is the same module as `model1`, and
 /// `model.1` the same as `ins`. Either spelling is accepted.
-fn alias(name: &str) -> Option<String> {
+pub fn alias(name: &str) -> Option<String> {
     if let Some(rest) = name.strip_prefix("model1.") {
         Some(format!("model.0.{rest}"))
     } else if let Some(rest) = name.strip_prefix("model.0.") {

@@ -148,6 +148,20 @@ struct ConvBlock {
 }
 
 impl ConvBlock {
+    /// `vb` is the block's `conv_block` prefix; `middle` builds the layer at index 5.
+    fn new(
+        vb: VarBuilder,
+        inplanes: usize,
+        planes: usize,
+        middle: impl FnOnce(VarBuilder) -> Result<Middle>,
+    ) -> Result<Self> {
+        Ok(Self {
+            conv_in: Conv::new(vb.pp(BLOCK_CONV_IN), inplanes, planes, 1, 1)?,
+            middle: middle(vb.pp(BLOCK_CONV_MID))?,
+            conv_out: Conv::new(vb.pp(BLOCK_CONV_OUT), planes, planes * EXPANSION, 1, 1)?,
+        })
+    }
+
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let h = self.conv_in.forward(&instance_norm(xs, true)?)?;
         let h = instance_norm(&h, true)?;
@@ -197,18 +211,9 @@ impl Bottleneck {
         } else {
             None
         };
-        let vb = vb.pp("conv_block");
-        let conv_block = ConvBlock {
-            conv_in: Conv::new(vb.pp(BLOCK_CONV_IN), inplanes, planes, 1, 1)?,
-            middle: Middle::Conv(conv_layer(
-                vb.pp(BLOCK_CONV_MID),
-                planes,
-                planes,
-                3,
-                stride,
-            )?),
-            conv_out: Conv::new(vb.pp(BLOCK_CONV_OUT), planes, planes * EXPANSION, 1, 1)?,
-        };
+        let conv_block = ConvBlock::new(vb.pp("conv_block"), inplanes, planes, |vb| {
+            Ok(Middle::Conv(conv_layer(vb, planes, planes, 3, stride)?))
+        })?;
         Ok(Self {
             residual_layer,
             conv_block,
@@ -246,18 +251,11 @@ impl UpBottleneck {
     pub fn new(vb: VarBuilder, inplanes: usize, planes: usize) -> Result<Self> {
         let residual_layer =
             UpsampleConvLayer::new(vb.pp("residual_layer"), inplanes, planes * EXPANSION, 1, 2)?;
-        let vb = vb.pp("conv_block");
-        let conv_block = ConvBlock {
-            conv_in: Conv::new(vb.pp(BLOCK_CONV_IN), inplanes, planes, 1, 1)?,
-            middle: Middle::Up(UpsampleConvLayer::new(
-                vb.pp(BLOCK_CONV_MID),
-                planes,
-                planes,
-                3,
-                2,
-            )?),
-            conv_out: Conv::new(vb.pp(BLOCK_CONV_OUT), planes, planes * EXPANSION, 1, 1)?,
-        };
+        let conv_block = ConvBlock::new(vb.pp("conv_block"), inplanes, planes, |vb| {
+            Ok(Middle::Up(UpsampleConvLayer::new(
+                vb, planes, planes, 3, 2,
+            )?))
+        })?;
         Ok(Self {
             residual_layer,
             conv_block,

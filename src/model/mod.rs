@@ -10,7 +10,7 @@ use std::path::Path;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
-pub use backend::{RandomBackend, StateDictBackend};
+pub use backend::{alias, RandomBackend, StateDictBackend};
 pub use layers::{gram, Inspiration};
 pub use net::{Config, MsgNet, Targets, MIN_SIDE};
 pub use weights::{Format, StateDict, WeightsError};

@@ -383,19 +383,7 @@ mod tests {
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     }
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        assert_eq!(a.dims(), b.dims());
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
+    use crate::ops::max_abs_diff as max_diff;
 
     /// Every strategy of the CPU op (pointwise, im2col, shift-add, with stride, padding and
     /// upsampling) against candle's stock conv2d on the explicitly upsampled and padded input.
