@@ -6,6 +6,12 @@ use std::str::FromStr;
 use candle_core::Device;
 
 /// What the user asked for.
+///
+/// ```
+/// use stylecam::device::DeviceSpec;
+/// assert_eq!("cuda:1".parse::<DeviceSpec>(), Ok(DeviceSpec::Cuda(1)));
+/// assert_eq!(DeviceSpec::Cuda(1).to_string(), "cuda:1");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceSpec {
     /// CUDA if compiled in and a GPU answers, else Metal likewise, else the CPU.
