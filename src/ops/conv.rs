@@ -14,6 +14,7 @@
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use super::f32_slice;
 use super::gemm::{matmul, Mat};
 
 /// Elements of scratch space (im2col columns or shift-add planes) per band: 16 MiB of f32.
@@ -175,16 +176,6 @@ struct Dims {
     wo: usize,
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = s else {
-        bail!("conv2d: {what} must be f32")
-    };
-    let Some((start, end)) = l.contiguous_offsets() else {
-        bail!("conv2d: {what} must be contiguous")
-    };
-    Ok(&data[start..end])
-}
-
 impl CustomOp3 for CpuConv {
     fn name(&self) -> &'static str {
         "msgnet-conv2d"
@@ -200,9 +191,9 @@ impl CustomOp3 for CpuConv {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let x = f32_slice(s1, l1, "input")?;
-        let w = f32_slice(s2, l2, "weight")?;
-        let b = f32_slice(s3, l3, "bias")?;
+        let x = f32_slice(s1, l1, "conv2d input")?;
+        let w = f32_slice(s2, l2, "conv2d weight")?;
+        let b = f32_slice(s3, l3, "conv2d bias")?;
         let (batch, cin, h, wd) = l1.shape().dims4()?;
         let cout = l2.shape().dims()[0];
         let (ho, wo) = g.output_hw(h, wd)?;

@@ -5,6 +5,21 @@ mod gemm;
 pub mod norm;
 
 pub use conv::{conv2d, ConvGeometry};
+
+/// The f32 values a CPU op reads: `s` must hold f32 and `l` be contiguous.
+fn f32_slice<'a>(
+    s: &'a candle_core::CpuStorage,
+    l: &candle_core::Layout,
+    what: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let candle_core::CpuStorage::F32(data) = s else {
+        candle_core::bail!("{what} must be f32")
+    };
+    let Some((start, end)) = l.contiguous_offsets() else {
+        candle_core::bail!("{what} must be contiguous")
+    };
+    Ok(&data[start..end])
+}
 pub use norm::{add_upsampled, instance_norm};
 
 /// Largest absolute difference between two tensors of the same shape (tests).

@@ -70,13 +70,7 @@ impl CustomOp1 for CpuInstanceNorm {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = s else {
-            bail!("instance-norm: expected f32")
-        };
-        let Some((start, end)) = l.contiguous_offsets() else {
-            bail!("instance-norm: expected a contiguous input")
-        };
-        let x = &data[start..end];
+        let x = super::f32_slice(s, l, "instance-norm input")?;
         let (_, _, h, w) = l.shape().dims4()?;
         let plane = h * w;
         let mut out = vec![0f32; x.len()];
@@ -141,14 +135,8 @@ impl candle_core::CustomOp2 for CpuAddUpsampled {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(a), CpuStorage::F32(b)) = (s1, s2) else {
-            bail!("add-upsampled: expected f32")
-        };
-        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            bail!("add-upsampled: expected contiguous inputs")
-        };
-        let (a, b) = (&a[a0..a1], &b[b0..b1]);
+        let a = super::f32_slice(s1, l1, "add-upsampled input")?;
+        let b = super::f32_slice(s2, l2, "add-upsampled residual")?;
         let (_, _, _, w) = l1.shape().dims4()?;
         let f = self.factor;
         let sw = w / f;
