@@ -19,11 +19,24 @@ pub fn mix_targets(a: &Tensor, b: &Tensor, r: f64) -> Result<Tensor> {
 }
 
 /// How a frame is split between two styles; the first style fills the left, top or centre.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Split {
     Vertical,
     Horizontal,
     Radial,
+}
+
+impl Split {
+    pub const ALL: [Split; 3] = [Split::Vertical, Split::Horizontal, Split::Radial];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Split::Vertical => "vertical",
+            Split::Horizontal => "horizontal",
+            Split::Radial => "radial",
+        }
+    }
 }
 
 impl std::str::FromStr for Split {

@@ -70,11 +70,6 @@ fn brush(s: &str) -> std::result::Result<f64, String> {
     }
 }
 
-/// The style size after the brush, kept within what the network accepts.
-pub fn brushed_size(style_size: u32, brush: f64) -> u32 {
-    ((style_size as f64 * brush).round() as u32).clamp(16, 8192)
-}
-
 fn check(a: &Args) -> Result<()> {
     let two = a.split.is_some() || a.mask.is_some() || a.mix.is_some();
     match a.style.len() {
@@ -112,7 +107,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let dev = a.device.open();
     let net = model::load(&a.model, &dev, DType::F32)?.net;
-    let size = brushed_size(a.style_size, a.brush);
+    let size = crate::controls::brushed_size(a.style_size, a.brush);
     let targets = a
         .style
         .iter()
