@@ -1,0 +1,171 @@
+"""Shared pieces of the stylecam training tools: image I/O, the Tiny Darknet loss network,
+style loading and checkpoint reading.  The MSG-Net itself lives in tools/msgnet.py (imported,
+not copied)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOOLS = os.path.dirname(HERE)
+if TOOLS not in sys.path:
+    sys.path.insert(0, TOOLS)
+
+from msgnet import Net, infer_config  # noqa: E402  (tools/msgnet.py)
+
+SHARED = "/work/shared"
+DEFAULT_LOSSNET = os.path.join(SHARED, "train/lossnet/tiny_darknet.safetensors")
+DEFAULT_CONTENT = os.path.join(SHARED, "train/content")
+DEFAULT_STYLES = os.path.join(SHARED, "styles/21styles")
+
+# Tiny Darknet layer list: (name, in, out, kernel) or "pool".  See lossnet/README.md.
+_DARKNET = [
+    ("conv0", 3, 16, 3), "pool",
+    ("conv1", 16, 32, 3), "pool",
+    ("conv2", 32, 16, 1), ("conv3", 16, 128, 3), ("conv4", 128, 16, 1), ("conv5", 16, 128, 3), "pool",
+    ("conv6", 128, 32, 1), ("conv7", 32, 256, 3), ("conv8", 256, 32, 1), ("conv9", 32, 256, 3), "pool",
+    ("conv10", 256, 64, 1), ("conv11", 64, 512, 3), ("conv12", 512, 64, 1), ("conv13", 64, 512, 3),
+]
+
+
+class TinyDarknet(nn.Module):
+    """Feature extractor part of Tiny Darknet (conv0..conv13).  Input RGB 0..1, NCHW.
+    `forward(x, taps)` returns {tap: features after LeakyReLU} and stops after the deepest tap."""
+
+    def __init__(self, path: str = DEFAULT_LOSSNET):
+        super().__init__()
+        self.order = []
+        for item in _DARKNET:
+            if item == "pool":
+                self.order.append(("pool", None))
+                continue
+            name, cin, cout, k = item
+            setattr(self, name, nn.Conv2d(cin, cout, k, 1, k // 2, bias=False))
+            setattr(self, "bn" + name[4:], nn.BatchNorm2d(cout, eps=1e-3))
+            self.order.append(("conv", name))
+        from safetensors.torch import load_file
+        state = load_file(path)
+        state = {k: v for k, v in state.items() if not k.startswith(("conv14", "bn14", "conv15"))}
+        self.load_state_dict(state, strict=True)
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True):  # always eval: BatchNorm uses the stored statistics
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor, taps) -> dict:
+        out = {}
+        last = max(int(t[4:]) for t in taps)
+        for kind, name in self.order:
+            if kind == "pool":
+                x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+                continue
+            x = getattr(self, name)(x)
+            x = getattr(self, "bn" + name[4:])(x)
+            x = F.leaky_relu(x, 0.1)
+            if name in taps:
+                out[name] = x
+            if int(name[4:]) >= last:
+                break
+        return out
+
+
+def gram(f: torch.Tensor) -> torch.Tensor:
+    """Gram matrix normalised by C*H*W, computed in float32."""
+    f = f.float()
+    b, c, h, w = f.shape
+    f = f.reshape(b, c, h * w)
+    return f.bmm(f.transpose(1, 2)) / (c * h * w)
+
+
+def bgr255_to_rgb01(x: torch.Tensor) -> torch.Tensor:
+    return x.flip(1) / 255.0
+
+
+def load_rgb(path: str) -> np.ndarray:
+    from PIL import Image
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def resize_rgb(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
+    from PIL import Image
+    return np.asarray(Image.fromarray(rgb).resize((w, h), Image.BICUBIC))
+
+
+def to_bgr_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float BGR 0..255."""
+    t = torch.from_numpy(np.ascontiguousarray(rgb[:, :, ::-1])).permute(2, 0, 1).float()
+    return t.unsqueeze(0)
+
+
+def to_rgb_u8(bgr: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) BGR 0..255 float -> (H, W, 3) uint8 RGB (clamped, rounded)."""
+    x = bgr[0].detach().float().clamp(0, 255).round().byte().flip(0).permute(1, 2, 0)
+    return x.cpu().numpy()
+
+
+def style_paths(folder: str = DEFAULT_STYLES):
+    paths = sorted(glob.glob(os.path.join(folder, "*.jpg")))
+    if not paths:
+        raise SystemExit(f"no *.jpg styles in {folder}")
+    return paths
+
+
+def stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def style_tensor(rgb: np.ndarray, size: int) -> torch.Tensor:
+    """Style image squashed to size x size, (1, 3, S, S) BGR 0..255 (as the reference does)."""
+    return to_bgr_tensor(resize_rgb(rgb, size, size))
+
+
+def load_net_from_ckpt(path: str) -> Net:
+    """An MSG-Net in eval mode from a training checkpoint (train.py) or any weights file
+    msgnet.load_state_dict_any reads."""
+    if path.endswith(".ckpt") or path.endswith(".pt"):
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        state = ck["model"] if "model" in ck else ck
+    else:
+        from msgnet import load_state_dict_any
+        state = load_state_dict_any(path)
+    ngf, blocks = infer_config(state)
+    net = Net(ngf=ngf, n_blocks=blocks)
+    net.load_weights(state)
+    net.eval()
+    return net
+
+
+def synthetic_picture(h: int = 256, w: int = 256, seed: int = 0) -> np.ndarray:
+    """A procedural test picture (H, W, 3) uint8 RGB: colour gradients, filled circles, stripes and a
+    checkerboard.  Made in code, so anything computed from it (swatches) carries no photo."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    u, v = xx / max(w - 1, 1), yy / max(h - 1, 1)
+    img = np.stack([0.15 + 0.7 * u, 0.25 + 0.6 * v, 0.9 - 0.6 * (u + v) / 2], -1)  # gradient sky
+    ground = v > 0.62
+    img[ground] = np.stack([0.30 + 0.2 * u, 0.55 - 0.2 * v, 0.20 + 0.0 * u], -1)[ground]
+    for _ in range(6):  # circles
+        cy, cx = rng.uniform(0.1, 0.9) * h, rng.uniform(0.1, 0.9) * w
+        r = rng.uniform(0.06, 0.18) * min(h, w)
+        col = rng.uniform(0.05, 0.95, 3)
+        d = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
+        m = d < r
+        shade = (1.0 - 0.5 * (d / r))[..., None]
+        img[m] = (col * shade)[m]
+    band = (v > 0.70) & (v < 0.84)  # stripes
+    stripes = (np.sin(xx * 2 * np.pi / 12.0) > 0)
+    img[band & stripes] = [0.95, 0.92, 0.85]
+    img[band & ~stripes] = [0.10, 0.10, 0.18]
+    check = (v > 0.88) & ((((xx // 16) + (yy // 16)) % 2) == 0)  # checkerboard strip
+    img[check] = [0.85, 0.2, 0.2]
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
