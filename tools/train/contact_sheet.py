@@ -41,6 +41,7 @@ def parse_args(argv=None):
     p.add_argument("--tile", type=int, default=160, help="tile height in the sheet")
     p.add_argument("--log", default=None, help="training log (default: log.jsonl beside the checkpoint)")
     p.add_argument("--last", type=int, default=200, help="per-style table: mean over this many last steps")
+    p.add_argument("--only", default=None, help="comma list of style stems / photo stems to restrict to (quick tests)")
     p.add_argument("--no-magenta", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
@@ -122,6 +123,10 @@ def main(argv=None):
     brushes = [float(b) for b in args.brushes.split(",")]
     spaths = style_paths(args.styles)
     photos = sorted(glob.glob(os.path.join(args.photos, "*.jpg")) + glob.glob(os.path.join(args.photos, "*.png")))
+    if args.only:
+        keep = set(args.only.split(","))
+        spaths = [p for p in spaths if stem(p) in keep] or spaths
+        photos = [p for p in photos if stem(p) in keep] or photos
     th = args.tile
 
     magenta, magenta_why = None, None
