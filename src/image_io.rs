@@ -46,11 +46,23 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageError> {
 /// Squashes an image to `size x size` as the reference does for style images (Lanczos, like
 /// PIL's ANTIALIAS); an image already that size is returned untouched.
 pub fn resize_square(img: &RgbImage, size: u32) -> RgbImage {
-    if img.width() == size && img.height() == size {
+    resize_to(img, size, size)
+}
+
+/// Resizes to `w x h` with Lanczos; an image already that size is returned untouched.
+pub fn resize_to(img: &RgbImage, w: u32, h: u32) -> RgbImage {
+    if img.dimensions() == (w, h) {
         img.clone()
     } else {
-        image::imageops::resize(img, size, size, FilterType::Lanczos3)
+        image::imageops::resize(img, w, h, FilterType::Lanczos3)
     }
+}
+
+/// Scales to `width`, the height following the aspect ratio (rounded down, as the reference's
+/// `keep_asp` does), at least 8 px.
+pub fn resize_to_width(img: &RgbImage, width: u32) -> RgbImage {
+    let h = (width as u64 * img.height() as u64 / img.width().max(1) as u64) as u32;
+    resize_to(img, width, h.max(8))
 }
 
 /// RGB u8 (H, W, 3) -> BGR float (1, 3, H, W) in 0..255 on `device`, in `dtype`.

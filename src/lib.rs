@@ -1,4 +1,5 @@
 //! stylecam: live style transfer with MSG-Net on candle.
+pub mod assets;
 pub mod cli;
 pub mod color;
 pub mod controls;
@@ -8,3 +9,8 @@ pub mod model;
 pub mod ops;
 pub mod paths;
 pub mod style;
+
+/// Lowercase hex of a byte string (hashes in file names and messages).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -17,7 +17,11 @@ use crate::device::DeviceSpec;
 #[command(
     name = "stylecam",
     version,
-    about = "Live and batch style transfer with MSG-Net"
+    about = "Live and batch style transfer with MSG-Net",
+    long_about = "Live and batch style transfer with MSG-Net.\n\nWith no command, stylecam opens \
+                  the live window (options below); the commands stylise files and manage \
+                  weights.",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -92,15 +96,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Inspect(a)) => inspect::run(a),
         Some(Command::Bench(a)) => bench::run(a),
         Some(Command::Parity(a)) => parity::run(a),
-        None => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-            println!(
-                "\nThe live camera window is not built yet; try:\n  \
-                 stylecam stylize --model MODEL --style STYLE.jpg photo.jpg -o out.png"
-            );
-            Ok(())
-        }
+        None => Ok(()),
     }
 }
 

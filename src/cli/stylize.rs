@@ -1,28 +1,33 @@
-//! `stylecam stylize`: one image through MSG-Net, with the creative controls.
+//! `stylecam stylize`: photos through MSG-Net, with the creative controls. One file to one
+//! file (`-o OUT.png`), or any number of files, folders and globs into `--output DIR`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{existing_file, DeviceArg};
 use crate::model::{MsgNet, Targets};
-use crate::style::{self, Split};
-use crate::{color, image_io, model};
+use crate::style::{self, Aspect, Split, StyleBank, TargetCache};
+use crate::{assets, color, image_io};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Weights: the original 21styles.model, a .pth, or a .safetensors file.
-    #[arg(long, value_parser = existing_file)]
-    pub model: PathBuf,
-    /// Style image; any picture can be a style. Give it twice for two styles (--mix, --split,
-    /// --mask).
-    #[arg(long, value_parser = existing_file, required = true)]
-    pub style: Vec<PathBuf>,
-    /// The style image is squashed to SIZE x SIZE before its Gram target is computed (as the
-    /// reference does). Larger sizes give finer brush strokes.
+    #[command(flatten)]
+    pub assets: assets::AssetArgs,
+    /// A style: a name from the style folder (its file stem, as `candy`) or the path of any
+    /// image. Give it twice for two styles (--mix, --split, --mask).
+    #[arg(long, required = true)]
+    pub style: Vec<String>,
+    /// The style image is resized to SIZE before its target is computed (as the reference
+    /// does). Larger sizes give finer brush strokes.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=4096))]
     pub style_size: u32,
+    /// How the style image is resized: `square` squashes it to SIZE x SIZE (the reference's
+    /// way); `keep` makes it SIZE wide and keeps its aspect ratio.
+    #[arg(long, default_value = "square")]
+    pub style_aspect: Aspect,
     /// Brush size: scales the style size (SIZE x F). Below 1 the style image is seen smaller, so
     /// its strokes and motifs come out larger on the picture; above 1, finer.
     #[arg(long, default_value_t = 1.0, value_parser = brush)]
@@ -43,17 +48,24 @@ pub struct Args {
     /// Keep the photo's colours: take only the luminance of the stylised result.
     #[arg(long)]
     pub preserve_color: bool,
+    /// Resize each photo to this width first, keeping its aspect ratio (as the reference's
+    /// `--content-size`). Without it photos are stylised at their own size.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(16..=8192))]
+    pub content_size: Option<u32>,
     #[command(flatten)]
     pub device: DeviceArg,
-    /// Overwrite OUTPUT if it exists.
+    /// Overwrite outputs that exist.
     #[arg(long)]
     pub force: bool,
-    /// The photo to stylise (used at its own size).
-    #[arg(value_parser = existing_file)]
-    pub input: PathBuf,
-    /// Where to write the RGB PNG.
-    #[arg(short, long)]
-    pub output: PathBuf,
+    /// Where to write the RGB PNG when stylising one photo.
+    #[arg(short = 'o', long = "out", conflicts_with = "output_dir")]
+    pub out: Option<PathBuf>,
+    /// The folder for the results (created if needed), named PHOTO-STYLE.png.
+    #[arg(long = "output", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Photos: files, folders (their images, not recursive) or globs like 'shots/*.jpg'.
+    #[arg(required = true)]
+    pub inputs: Vec<String>,
 }
 
 fn unit(s: &str) -> std::result::Result<f64, String> {
@@ -82,10 +94,44 @@ fn check(a: &Args) -> Result<()> {
     }
 }
 
-fn target(net: &MsgNet, path: &Path, size: u32, dev: &Device) -> Result<Tensor> {
-    let style = image_io::resize_square(&image_io::load_rgb(path)?, size);
-    net.style_target(&image_io::to_tensor(&style, dev, DType::F32)?)
-        .with_context(|| format!("computing the style target of {}", path.display()))
+/// Expands files, folders and globs into a sorted, de-duplicated list of photos. Anything that
+/// matches nothing is an error naming it.
+pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for spec in inputs {
+        let p = Path::new(spec);
+        if p.is_file() {
+            out.push(p.to_path_buf());
+        } else if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("{spec}: cannot list the folder"))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && style::bank::is_image(p))
+                .collect();
+            if found.is_empty() {
+                bail!("{spec}: the folder holds no images");
+            }
+            found.sort();
+            out.extend(found);
+        } else if spec.contains(['*', '?', '[']) {
+            let paths =
+                glob::glob(spec).with_context(|| format!("`{spec}` is not a valid glob"))?;
+            let mut found: Vec<PathBuf> = paths
+                .filter_map(|r| r.ok())
+                .filter(|p| p.is_file())
+                .collect();
+            if found.is_empty() {
+                bail!("`{spec}` matches no files");
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            bail!("{spec} does not exist");
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| seen.insert(p.clone()));
+    Ok(out)
 }
 
 fn load_mask(path: &Path, w: u32, h: u32, dev: &Device) -> Result<Tensor> {
@@ -97,62 +143,181 @@ fn load_mask(path: &Path, w: u32, h: u32, dev: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(v, (1, 1, h as usize, w as usize), dev)?)
 }
 
+/// Everything that stays the same from photo to photo.
+struct Job<'a> {
+    args: &'a Args,
+    net: &'a MsgNet,
+    targets: Vec<Tensor>,
+}
+
+impl Job<'_> {
+    fn run(&self, input: &Path, output: &Path) -> Result<()> {
+        let a = self.args;
+        let dev = self.net.device();
+        let mut img = image_io::load_rgb(input)?;
+        if let Some(w) = a.content_size {
+            img = image_io::resize_to_width(&img, w);
+        }
+        let content = image_io::to_tensor(&img, dev, DType::F32)?;
+        let (w, h) = img.dimensions();
+        let mask = match (&a.mask, a.split) {
+            (Some(p), _) => Some(load_mask(p, w, h, dev)?),
+            (None, Some(split)) => Some(style::split_mask(split, h as usize, w as usize, dev)?),
+            (None, None) => None,
+        };
+        let mixed;
+        let chosen = match (self.targets.as_slice(), &mask) {
+            ([first, second], Some(mask)) => Targets::Masked {
+                first,
+                second,
+                mask,
+            },
+            ([first, second], None) => {
+                mixed = style::mix_targets(first, second, a.mix.unwrap_or(0.5))?;
+                Targets::One(&mixed)
+            }
+            ([only], _) => Targets::One(only),
+            _ => bail!("stylize combines one or two styles"),
+        };
+        let out = self
+            .net
+            .forward_with(&content, chosen, a.strength)
+            .with_context(|| format!("stylising {}", input.display()))?;
+        let out = if a.preserve_color {
+            color::preserve_color(&out, &content)?
+        } else {
+            out
+        };
+        image_io::save_png(&image_io::to_image(&out)?, output, a.force)?;
+        Ok(())
+    }
+}
+
+/// Pairs each photo with its output file.
+fn plan(a: &Args, inputs: &[PathBuf], style_tag: &str) -> Result<Vec<(PathBuf, PathBuf)>> {
+    match (&a.out, &a.output_dir) {
+        (Some(out), None) => match inputs {
+            [one] => Ok(vec![(one.clone(), out.clone())]),
+            _ => bail!(
+                "{} photos given but -o names one file: use --output DIR for several",
+                inputs.len()
+            ),
+        },
+        (None, Some(dir)) => {
+            if inputs.len() == 1 && !dir.is_dir() && style::bank::is_image(dir) {
+                bail!(
+                    "--output names a folder, and {} looks like a file name: use -o FILE for one photo",
+                    dir.display()
+                );
+            }
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create the output folder", dir.display()))?;
+            let mut names = std::collections::HashSet::new();
+            inputs
+                .iter()
+                .map(|p| {
+                    let stem = p
+                        .file_stem()
+                        .map(|s| s.to_string_lossy())
+                        .unwrap_or_default();
+                    let out = dir.join(format!("{stem}-{style_tag}.png"));
+                    if !names.insert(out.clone()) {
+                        bail!(
+                            "{} and another photo would both be written to {}; rename one",
+                            p.display(),
+                            out.display()
+                        );
+                    }
+                    Ok((p.clone(), out))
+                })
+                .collect()
+        }
+        _ => bail!("say where the results go: -o OUT.png for one photo, or --output DIR"),
+    }
+}
+
 pub fn run(a: Args) -> Result<()> {
     check(&a)?;
-    if !a.force && a.output.exists() {
-        bail!(
-            "{} already exists (pass --force to overwrite it)",
-            a.output.display()
-        );
-    }
-    let dev = a.device.open();
-    let net = model::load(&a.model, &dev, DType::F32)?.net;
-    let size = crate::controls::brushed_size(a.style_size, a.brush);
-    let targets = a
+    let inputs = expand_inputs(&a.inputs)?;
+    let data = a.assets.data_dir()?;
+    let bank = match a.assets.styles_dir(&data) {
+        Some(dir) => StyleBank::from_dir(&dir).unwrap_or_default(),
+        None => StyleBank::default(),
+    };
+    let styles = a
         .style
         .iter()
-        .map(|p| target(&net, p, size, &dev))
+        .map(|s| {
+            bank.resolve(s)
+                .map_err(|e| match a.assets.styles_dir(&data) {
+                    Some(dir) if bank.is_empty() => anyhow::anyhow!(
+                    "{e}\n(no styles in {}: run `stylecam fetch`, pass --styles DIR, or give a \
+                     style image's path)",
+                    dir.display()
+                ),
+                    _ => e.into(),
+                })
+        })
         .collect::<Result<Vec<_>>>()?;
-    let content_img = image_io::load_rgb(&a.input)?;
-    let content = image_io::to_tensor(&content_img, &dev, DType::F32)?;
-    let mask = match (&a.mask, a.split) {
-        (Some(p), _) => Some(load_mask(
-            p,
-            content_img.width(),
-            content_img.height(),
-            &dev,
-        )?),
-        (None, Some(split)) => Some(style::split_mask(
-            split,
-            content_img.height() as usize,
-            content_img.width() as usize,
-            &dev,
-        )?),
-        (None, None) => None,
+    let style_tag = styles
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join("+");
+    let jobs = plan(&a, &inputs, &style_tag)?;
+
+    let dev = a.device.open();
+    let model = a.assets.load_model(&data, &dev)?;
+    let mut cache = TargetCache::new(&model.sha256, Some(data.target_cache()));
+    let size = crate::controls::brushed_size(a.style_size, a.brush);
+    let targets = styles
+        .iter()
+        .map(|s| cache.target(&model.net, s, size, a.style_aspect))
+        .collect::<Result<Vec<_>, _>>()?;
+    let job = Job {
+        args: &a,
+        net: &model.net,
+        targets,
     };
-    let mixed;
-    let chosen = match (targets.as_slice(), &mask) {
-        ([first, second], Some(mask)) => Targets::Masked {
-            first,
-            second,
-            mask,
-        },
-        ([first, second], None) => {
-            mixed = style::mix_targets(first, second, a.mix.unwrap_or(0.5))?;
-            Targets::One(&mixed)
-        }
-        ([only], _) => Targets::One(only),
-        _ => bail!("stylize combines one or two styles"),
-    };
-    let out = net
-        .forward_with(&content, chosen, a.strength)
-        .with_context(|| format!("stylising {}", a.input.display()))?;
-    let out = if a.preserve_color {
-        color::preserve_color(&out, &content)?
+
+    let bar = if jobs.len() > 1 {
+        let b = ProgressBar::new(jobs.len() as u64);
+        b.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
     } else {
-        out
+        ProgressBar::hidden()
     };
-    image_io::save_png(&image_io::to_image(&out)?, &a.output, a.force)?;
-    eprintln!("wrote {}", a.output.display());
-    Ok(())
+    let mut failed = Vec::new();
+    for (input, output) in &jobs {
+        bar.set_message(input.display().to_string());
+        match job.run(input, output) {
+            Ok(()) => bar.println(format!("wrote {}", output.display())),
+            Err(e) => {
+                bar.println(format!("failed {}: {e:#}", input.display()));
+                failed.push((input.clone(), format!("{e:#}")));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if jobs.len() > 1 {
+        eprintln!(
+            "stylised {} of {} photos with {style_tag}",
+            jobs.len() - failed.len(),
+            jobs.len()
+        );
+    }
+    match failed.as_slice() {
+        [] => Ok(()),
+        [(_, e)] if jobs.len() == 1 => bail!("{e}"),
+        _ => {
+            for (p, e) in &failed {
+                eprintln!("  failed: {}: {e}", p.display());
+            }
+            bail!("{} of {} photos failed", failed.len(), jobs.len())
+        }
+    }
 }

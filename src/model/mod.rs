@@ -5,6 +5,7 @@ mod layers;
 mod net;
 pub mod weights;
 
+use sha2::Digest;
 use std::path::Path;
 
 use candle_core::{DType, Device};
@@ -29,6 +30,8 @@ pub enum ModelError {
 pub struct LoadedModel {
     pub net: MsgNet,
     pub format: Format,
+    /// SHA-256 of the file's bytes, lowercase hex: names the weights in the style-target cache.
+    pub sha256: String,
 }
 
 /// Builds the network from a state dict already read from `file` (used in error messages).
@@ -100,10 +103,30 @@ pub fn canonical_keys(backend: &StateDictBackend, file: &str) -> Result<Vec<Stri
 
 /// Loads MSG-Net weights from a legacy `.model`, a zip `.pth` or a `.safetensors` file.
 pub fn load(path: &Path, device: &Device, dtype: DType) -> Result<LoadedModel, ModelError> {
-    let state = weights::load(path)?;
+    load_bytes(
+        &weights::read_bounded(path)?,
+        &path.display().to_string(),
+        device,
+        dtype,
+    )
+}
+
+/// Loads MSG-Net weights held in memory; `name` stands for the file in messages.
+pub fn load_bytes(
+    bytes: &[u8],
+    name: &str,
+    device: &Device,
+    dtype: DType,
+) -> Result<LoadedModel, ModelError> {
+    let sha256 = crate::hex(&sha2::Sha256::digest(bytes));
+    let state = weights::load_bytes(bytes, name)?;
     let format = state.format;
-    let net = from_state_dict(&path.display().to_string(), state, device, dtype)?;
-    Ok(LoadedModel { net, format })
+    let net = from_state_dict(name, state, device, dtype)?;
+    Ok(LoadedModel {
+        net,
+        format,
+        sha256,
+    })
 }
 
 /// A network of the given shape with random weights (benchmarks, tests).

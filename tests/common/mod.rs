@@ -46,7 +46,17 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap()
 }
 
-/// The `stylecam` binary built for this test run.
+/// The `stylecam` binary built for this test run. Its data dir (target cache, downloads) is a
+/// folder of this test process under the system's temp dir, never the user's own; tests that
+/// care pass `--data-dir`.
 pub fn stylecam() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_stylecam"))
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stylecam"));
+    let data = std::env::temp_dir().join(format!("stylecam-test-data-{}", std::process::id()));
+    cmd.env("STYLECAM_DATA_DIR", data)
+        .env(
+            "STYLECAM_CONFIG_DIR",
+            std::env::temp_dir().join("stylecam-test-config"),
+        )
+        .env_remove("STYLECAM_LOG");
+    cmd
 }

@@ -23,6 +23,11 @@ pub const MAX_FILE_BYTES: u64 = 2 << 30;
 
 /// Reads and decodes a weight file, detecting its format from its first bytes.
 pub fn load(path: &Path) -> Result<StateDict, WeightsError> {
+    load_bytes(&read_bounded(path)?, &path.display().to_string())
+}
+
+/// Reads a whole weight file, refusing files over the size limit before allocating.
+pub fn read_bounded(path: &Path) -> Result<Vec<u8>, WeightsError> {
     let name = path.display().to_string();
     let io = |source| WeightsError::Io {
         file: name.clone(),
@@ -38,7 +43,7 @@ pub fn load(path: &Path) -> Result<StateDict, WeightsError> {
     }
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     file.take(len).read_to_end(&mut bytes).map_err(io)?;
-    load_bytes(&bytes, &name)
+    Ok(bytes)
 }
 
 /// Decodes a weight file held in memory; `name` prefixes error messages.

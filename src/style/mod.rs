@@ -1,5 +1,11 @@
-//! Creative controls that act on style targets and the Inspiration layer: mixing two styles and
-//! spatial masks for two styles in one frame.
+//! Styles: the bank of style images and their cached targets ([`bank`]), and the creative
+//! controls that act on targets and the Inspiration layer: mixing two styles and spatial masks
+//! for two styles in one frame.
+
+pub mod bank;
+pub mod pack;
+
+pub use bank::{Aspect, BankError, Style, StyleBank, TargetCache};
 
 use candle_core::{bail, DType, Device, Result, Tensor};
 
