@@ -7,4 +7,6 @@ pub mod image_io;
 pub mod model;
 pub mod ops;
 pub mod paths;
+pub mod settings;
+pub mod snapshot;
 pub mod style;
