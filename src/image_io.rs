@@ -1,9 +1,12 @@
 //! The image <-> tensor boundary. MSG-Net works on BGR, 0..255, float; images are RGB u8.
 
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use image::{imageops::FilterType, RgbImage};
+use image::{imageops::FilterType, ImageFormat, RgbImage};
+use tempfile::NamedTempFile;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -108,31 +111,98 @@ pub fn save_png(img: &RgbImage, path: &Path, overwrite: bool) -> Result<(), Imag
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".stylecam-")
-        .suffix(".png.part")
-        .tempfile_in(&dir)
-        .map_err(io_err)?;
-    img.write_to(
-        &mut std::io::BufWriter::new(tmp.as_file_mut()),
-        image::ImageFormat::Png,
-    )
-    .map_err(|e| ImageError::Write {
-        path: path.into(),
-        source: std::io::Error::other(e),
-    })?;
-    tmp.as_file().sync_all().map_err(io_err)?;
+    let tmp =
+        write_temp(&dir, ".png.part", |w| encode(img, w, ImageFormat::Png)).map_err(io_err)?;
     if overwrite {
         tmp.persist(path).map_err(|e| io_err(e.error))?;
     } else {
         // persist_noclobber fails instead of replacing a file that appeared meanwhile.
         tmp.persist_noclobber(path)
             .map_err(|e| match e.error.kind() {
-                std::io::ErrorKind::AlreadyExists => ImageError::Exists { path: path.into() },
+                io::ErrorKind::AlreadyExists => ImageError::Exists { path: path.into() },
                 _ => io_err(e.error),
             })?;
     }
     Ok(())
+}
+
+/// Encodes `img` as `format` into `w`, with the encoder's errors as I/O errors (an `RgbImage`
+/// always fits PNG, so what remains is the disk's).
+pub fn encode(img: &RgbImage, w: &mut (impl Write + Seek), format: ImageFormat) -> io::Result<()> {
+    img.write_to(w, format).map_err(io_error)
+}
+
+/// An encoder's error as an I/O error: the I/O error itself if it is one.
+pub fn io_error(e: image::ImageError) -> io::Error {
+    match e {
+        image::ImageError::IoError(e) => e,
+        other => io::Error::other(other),
+    }
+}
+
+/// How many numbered names [`persist_numbered`] tries before giving up.
+pub const MAX_NUMBERED: u32 = 1000;
+
+/// Writes a new file's bytes into a hidden temporary file (`.stylecam-*<suffix>`) in `dir` and
+/// syncs it, ready to be moved into place in one step by [`persist_numbered`] or
+/// `NamedTempFile::persist`. If `write` fails, or the result is dropped unpersisted, the
+/// temporary file is removed: nothing half-written is ever left under a real name.
+pub fn write_temp(
+    dir: &Path,
+    suffix: &str,
+    write: impl FnOnce(&mut BufWriter<&File>) -> io::Result<()>,
+) -> io::Result<NamedTempFile> {
+    let tmp = tempfile::Builder::new()
+        .prefix(".stylecam-")
+        .suffix(suffix)
+        .tempfile_in(dir)?;
+    {
+        let mut w = BufWriter::new(tmp.as_file());
+        write(&mut w)?;
+        w.flush()?;
+    }
+    tmp.as_file().sync_all()?;
+    Ok(tmp)
+}
+
+/// The `n`th candidate name (from 1): `stem.ext`, then `stem-2.ext`, `stem-3.ext`, ... An
+/// empty `ext` adds no dot.
+pub fn numbered_name(stem: &str, ext: &str, n: u32) -> String {
+    let num = if n <= 1 {
+        String::new()
+    } else {
+        format!("-{n}")
+    };
+    let dot = if ext.is_empty() { "" } else { "." };
+    format!("{stem}{num}{dot}{ext}")
+}
+
+/// Moves a finished temporary file (from [`write_temp`], in the same `dir`) to the first free
+/// [`numbered_name`] there and returns that path. It never replaces a file: each try is one
+/// atomic no-clobber rename (`RENAME_NOREPLACE`, or link-then-unlink where that is missing),
+/// not a check followed by a rename, so two writers racing for one name both keep their file.
+pub fn persist_numbered(
+    mut tmp: NamedTempFile,
+    dir: &Path,
+    stem: &str,
+    ext: &str,
+) -> io::Result<PathBuf> {
+    for n in 1..=MAX_NUMBERED {
+        let path = dir.join(numbered_name(stem, ext, n));
+        match tmp.persist_noclobber(&path) {
+            Ok(_) => return Ok(path),
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => tmp = e.file,
+            Err(e) => return Err(e.error),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!(
+            "{} up to {} are all taken; move some files away",
+            numbered_name(stem, ext, 1),
+            numbered_name(stem, ext, MAX_NUMBERED)
+        ),
+    ))
 }
 
 #[cfg(test)]
@@ -185,5 +255,40 @@ mod tests {
         std::fs::write(&p, b"not an image").unwrap();
         let err = load_rgb(&p).unwrap_err().to_string();
         assert!(err.contains("bad.jpg"), "{err}");
+    }
+
+    #[test]
+    fn numbered_names_count_from_two() {
+        assert_eq!(numbered_name("a", "png", 1), "a.png");
+        assert_eq!(numbered_name("a", "png", 2), "a-2.png");
+        assert_eq!(numbered_name("s.json.bad", "", 3), "s.json.bad-3");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write_temp(dir.path(), ".part", |w| {
+            w.write_all(b"half")?;
+            Err(io::Error::other("disk on fire"))
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "disk on fire");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn persist_numbered_skips_taken_names_and_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.txt"), b"old").unwrap();
+        let write =
+            |bytes: &'static [u8]| write_temp(dir.path(), ".part", |w| w.write_all(bytes)).unwrap();
+        let p2 = persist_numbered(write(b"two"), dir.path(), "x", "txt").unwrap();
+        let p3 = persist_numbered(write(b"three"), dir.path(), "x", "txt").unwrap();
+        assert_eq!(p2, dir.path().join("x-2.txt"));
+        assert_eq!(p3, dir.path().join("x-3.txt"));
+        assert_eq!(std::fs::read(dir.path().join("x.txt")).unwrap(), b"old");
+        assert_eq!(std::fs::read(&p2).unwrap(), b"two");
+        assert_eq!(std::fs::read(&p3).unwrap(), b"three");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
     }
 }

@@ -8,6 +8,8 @@ pub mod image_io;
 pub mod model;
 pub mod ops;
 pub mod paths;
+pub mod settings;
+pub mod snapshot;
 pub mod style;
 
 /// Lowercase hex of a byte string (hashes in file names and messages).
