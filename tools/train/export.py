@@ -41,7 +41,7 @@ def parse_args(argv=None):
     p.add_argument("--out-dir", default="models")
     p.add_argument("--styles", default=DEFAULT_STYLES)
     p.add_argument("--sizes", default="128,256,512,1024,2048", help="style sizes S of the stored Grams")
-    p.add_argument("--check-sizes", default="181,362,724,1448",
+    p.add_argument("--check-sizes", default="362,724",
                    help="in-between sizes where the log-size interpolation error is measured ('' to skip)")
     p.add_argument("--swatch-style-size", type=int, default=256,
                    help="style size for the swatches (the synthetic picture is 256x256)")
@@ -116,7 +116,7 @@ def main(argv=None):
     out = {}
     errs = {s: [] for s in checks}
     f16err = []
-    with torch.no_grad():
+    with torch.inference_mode():
         for name in names:
             rgb = styles[name]
             gs = {}
@@ -144,7 +144,6 @@ def main(argv=None):
             e = np.array(errs[s])
             print(f"log-size interpolation error at S={s}: rel Frobenius mean {e.mean():.4f}, max {e.max():.4f} "
                   f"({names[int(e.argmax())]})")
-    # how far apart neighbouring sizes are (context for the interpolation error)
     total = 0
     for p in (wpath, spath):
         n = os.path.getsize(p)

@@ -55,6 +55,9 @@ def parse_args(argv=None):
     p.add_argument("--content-weight", type=float, default=1.0)
     p.add_argument("--style-weight", type=float, default=1.0)
     p.add_argument("--tv-weight", type=float, default=0.0)
+    p.add_argument("--loss-norm", choices=["relative", "raw"], default="relative",
+                   help="relative: content and each style tap divided by the target's squared norm "
+                        "(taps on one scale); raw: plain MSE (only conv0/conv1 count)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--seed", type=int, default=1)
@@ -138,6 +141,26 @@ class Styles:
         s = math.exp(self.rng.uniform(math.log(self.lo), math.log(self.hi)))
         s = max(16, int(round(s / 16)) * 16)
         return i, s
+
+
+def content_loss(f, fc, norm):
+    """MSE of the content features; 'relative' divides by the mean square of the target features."""
+    loss = F.mse_loss(f.float(), fc)
+    return loss / fc.pow(2).mean().clamp_min(1e-12) if norm == "relative" else loss
+
+
+def style_loss(feats, grams, norm):
+    """Sum over taps of weight x MSE between Grams.  'relative' divides each tap's squared error by
+    the squared norm of the style Gram, so every tap counts on the same scale (raw MSE of Grams
+    normalised by C*H*W is ~1e-3 at conv0 but ~1e-8 at conv9, i.e. only colour would count)."""
+    total = 0.0
+    for t, w in STYLE_TAPS.items():
+        g, gs = gram(feats[t]), grams[t]
+        if norm == "relative":
+            total = total + w * (g - gs).pow(2).sum((1, 2)).mean() / gs.pow(2).sum().clamp_min(1e-20)
+        else:
+            total = total + w * F.mse_loss(g, gs.expand_as(g))
+    return total
 
 
 def tv_loss(y):
@@ -242,8 +265,7 @@ def main(argv=None):
             net.set_target(style)
             y = net(x)
             fy = lossnet(bgr255_to_rgb01(y), set(STYLE_TAPS) | {CONTENT_TAP})
-        lc = F.mse_loss(fy[CONTENT_TAP].float(), fc)
-        ls = sum(w * F.mse_loss(gram(fy[t]), gs[t].expand(args.batch, -1, -1)) for t, w in STYLE_TAPS.items())
+        lc, ls = content_loss(fy[CONTENT_TAP], fc, args.loss_norm), style_loss(fy, gs, args.loss_norm)
         loss = args.content_weight * lc + args.style_weight * ls
         ltv = torch.zeros(())
         if args.tv_weight > 0:
