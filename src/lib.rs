@@ -1,4 +1,5 @@
 //! stylecam: live style transfer with MSG-Net on candle.
+pub mod capture;
 pub mod cli;
 pub mod color;
 pub mod controls;
@@ -7,4 +8,5 @@ pub mod image_io;
 pub mod model;
 pub mod ops;
 pub mod paths;
+pub mod pipeline;
 pub mod style;
