@@ -1,5 +1,6 @@
 //! stylecam: live style transfer with MSG-Net on candle.
 pub mod assets;
+pub mod capture;
 pub mod cli;
 pub mod color;
 pub mod controls;
@@ -8,6 +9,7 @@ pub mod image_io;
 pub mod model;
 pub mod ops;
 pub mod paths;
+pub mod pipeline;
 pub mod settings;
 pub mod snapshot;
 pub mod style;
