@@ -5,6 +5,7 @@ pub mod cli;
 pub mod color;
 pub mod controls;
 pub mod device;
+pub mod fetch;
 pub mod image_io;
 pub mod model;
 pub mod ops;

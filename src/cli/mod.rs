@@ -2,6 +2,7 @@
 
 mod bench;
 mod convert;
+mod fetch;
 mod inspect;
 mod parity;
 mod stylize;
@@ -40,6 +41,8 @@ pub enum Command {
     Bench(bench::Args),
     /// Compare this build's output with a PyTorch reference case (max |Δ|, as JSON).
     Parity(parity::Args),
+    /// Download the pretrained model and the 21 style images into the data dir.
+    Fetch(fetch::Args),
 }
 
 /// Device flag shared by the commands that run the network.
@@ -96,6 +99,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Inspect(a)) => inspect::run(a),
         Some(Command::Bench(a)) => bench::run(a),
         Some(Command::Parity(a)) => parity::run(a),
+        Some(Command::Fetch(a)) => fetch::run(a),
         None => Ok(()),
     }
 }
