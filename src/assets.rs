@@ -10,7 +10,7 @@ use crate::model::{self, LoadedModel};
 use crate::paths::DataDir;
 
 /// The flags every command that runs the network shares.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct AssetArgs {
     /// Weights: the original 21styles.model, a .pth, or a .safetensors file. Default: the
     /// original weights in the data dir (`stylecam fetch` downloads them).

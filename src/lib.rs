@@ -1,10 +1,12 @@
 //! stylecam: live style transfer with MSG-Net on candle.
+pub mod app;
 pub mod assets;
 pub mod capture;
 pub mod cli;
 pub mod color;
 pub mod controls;
 pub mod device;
+pub mod engine;
 pub mod fetch;
 pub mod image_io;
 pub mod model;

@@ -4,6 +4,7 @@ mod bench;
 mod convert;
 mod fetch;
 mod inspect;
+pub mod live;
 mod parity;
 mod stylize;
 
@@ -27,6 +28,8 @@ use crate::device::DeviceSpec;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    #[command(flatten)]
+    pub live: live::LiveArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,7 +103,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Bench(a)) => bench::run(a),
         Some(Command::Parity(a)) => parity::run(a),
         Some(Command::Fetch(a)) => fetch::run(a),
-        None => Ok(()),
+        None => live::run(cli.live),
     }
 }
 

@@ -25,7 +25,7 @@ pub fn mix_targets(a: &Tensor, b: &Tensor, r: f64) -> Result<Tensor> {
 }
 
 /// How a frame is split between two styles; the first style fills the left, top or centre.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     Vertical,

@@ -1,0 +1,230 @@
+//! Drawing helpers: the letterboxed video, the overlay, banners, swatches.
+
+use std::path::{Path, PathBuf};
+
+use egui::{Align2, Color32, FontId, Pos2, Rect, TextureHandle, TextureId};
+use image::RgbImage;
+
+use crate::pipeline::StatsSnapshot;
+
+/// Swatch size in pixels.
+const SWATCH: u32 = 64;
+
+/// Loads a small swatch for each style image on a background thread, so the window opens at
+/// once; each arrives as (index, image).
+pub fn load_swatches(
+    paths: Vec<Option<PathBuf>>,
+) -> Option<crossbeam_channel::Receiver<(usize, RgbImage)>> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::Builder::new()
+        .name("stylecam-swatches".into())
+        .spawn(move || {
+            for (i, p) in paths.into_iter().enumerate() {
+                let Some(p) = p else { continue };
+                match crate::image_io::load_rgb(&p) {
+                    Ok(img) => {
+                        if tx.send((i, swatch(&img))).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::warn!("no swatch: {e}"),
+                }
+            }
+        })
+        .ok()?;
+    Some(rx)
+}
+
+/// A centred square crop, scaled to the swatch size.
+pub fn swatch(img: &RgbImage) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let side = w.min(h).max(1);
+    let crop = image::imageops::crop_imm(img, (w - side) / 2, (h - side) / 2, side, side);
+    image::imageops::thumbnail(&crop.to_image(), SWATCH, SWATCH)
+}
+
+/// An egui texture from an RGB image.
+pub fn texture(ctx: &egui::Context, name: &str, img: &RgbImage) -> TextureHandle {
+    let color = egui::ColorImage::from_rgb([img.width() as usize, img.height() as usize], img);
+    ctx.load_texture(name, color, egui::TextureOptions::LINEAR)
+}
+
+/// A dropped image as a style: its id (the path), label and swatch.
+pub fn dropped_style(path: &Path, img: &RgbImage) -> (String, String, RgbImage) {
+    let label = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dropped".into());
+    (path.display().to_string(), label, swatch(img))
+}
+
+/// A style name or path made safe for a file name.
+pub fn file_tag(style: &str) -> String {
+    let stem = Path::new(style)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tag: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    if tag.is_empty() {
+        "style".into()
+    } else {
+        tag
+    }
+}
+
+/// Copies an RGB image into an RGBA buffer `stride` pixels wide, at column `x0`.
+pub fn blit(frame: &mut [u8], stride: u32, img: &RgbImage, x0: u32) {
+    let (w, _) = img.dimensions();
+    for (y, row) in img.rows().enumerate() {
+        let start = (y * stride as usize + x0 as usize) * 4;
+        let Some(dst) = frame.get_mut(start..start + w as usize * 4) else {
+            return;
+        };
+        for (d, p) in dst.chunks_exact_mut(4).zip(row) {
+            d[..3].copy_from_slice(&p.0);
+            d[3] = 255;
+        }
+    }
+}
+
+/// The overlay line: rates, latency and drops.
+pub fn stats_line(s: &StatsSnapshot) -> String {
+    let ms = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.0} ms"));
+    format!(
+        "camera {:.1} fps · inference {:.1} fps ({}) · display {:.0} fps · latency {} · dropped {} / {}",
+        s.camera_fps,
+        s.inference_fps,
+        ms(s.inference_ms),
+        s.display_fps,
+        ms(s.display_latency_ms.or(s.latency_ms)),
+        s.dropped_before_inference,
+        s.dropped_before_display
+    )
+}
+
+/// Banners across the top: (text, is error).
+pub fn banners_ui(ui: &mut egui::Ui, banners: &[Option<(&str, bool)>]) {
+    for (i, (text, error)) in banners.iter().flatten().enumerate() {
+        let fill = if *error {
+            Color32::from_rgb(150, 30, 30)
+        } else {
+            Color32::from_rgb(30, 90, 50)
+        };
+        egui::Panel::top(egui::Id::new(("banner", i)))
+            .frame(egui::Frame::NONE.fill(fill).inner_margin(6.0))
+            .show(ui, |ui| {
+                ui.colored_label(Color32::WHITE, *text);
+            });
+    }
+}
+
+/// The largest rect of aspect `w/h` centred in `area`.
+pub fn letterbox(area: Rect, w: f32, h: f32) -> Rect {
+    let scale = (area.width() / w).min(area.height() / h);
+    Rect::from_center_size(area.center(), egui::vec2(w * scale, h * scale))
+}
+
+/// The video, letterboxed at any scale, with the overlay and the countdown.
+pub fn video_ui(
+    ui: &mut egui::Ui,
+    video: Option<(TextureId, [u32; 2])>,
+    mirror: bool,
+    side_by_side: bool,
+    overlay: Option<&str>,
+    countdown: Option<u32>,
+) {
+    let area = ui.max_rect();
+    let painter = ui.painter();
+    match video {
+        Some((id, [w, h])) => {
+            let rect = letterbox(area, w as f32, h as f32);
+            let halves: &[(f32, f32)] = if side_by_side {
+                &[(0.0, 0.5), (0.5, 1.0)]
+            } else {
+                &[(0.0, 1.0)]
+            };
+            for &(u0, u1) in halves {
+                let x0 = rect.left() + rect.width() * u0;
+                let x1 = rect.left() + rect.width() * u1;
+                let part =
+                    Rect::from_min_max(Pos2::new(x0, rect.top()), Pos2::new(x1, rect.bottom()));
+                let uv = if mirror {
+                    Rect::from_min_max(Pos2::new(u1, 0.0), Pos2::new(u0, 1.0))
+                } else {
+                    Rect::from_min_max(Pos2::new(u0, 0.0), Pos2::new(u1, 1.0))
+                };
+                painter.image(id, part, uv, Color32::WHITE);
+            }
+        }
+        None => {
+            painter.text(
+                area.center(),
+                Align2::CENTER_CENTER,
+                "waiting for the first frame…",
+                FontId::proportional(20.0),
+                Color32::GRAY,
+            );
+        }
+    }
+    if let Some(text) = overlay {
+        let pos = area.left_top() + egui::vec2(8.0, 8.0);
+        let galley =
+            painter.layout_no_wrap(text.to_owned(), FontId::monospace(12.0), Color32::WHITE);
+        let bg = Rect::from_min_size(pos, galley.size()).expand(4.0);
+        painter.rect_filled(bg, 4.0, Color32::from_black_alpha(160));
+        painter.galley(pos, galley, Color32::WHITE);
+    }
+    if let Some(n) = countdown {
+        painter.text(
+            area.center(),
+            Align2::CENTER_CENTER,
+            n.to_string(),
+            FontId::proportional(area.height() * 0.4),
+            Color32::from_white_alpha(220),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letterbox_keeps_aspect_at_any_scale() {
+        let area = Rect::from_min_size(Pos2::ZERO, egui::vec2(1000.0, 500.0));
+        let r = letterbox(area, 640.0, 480.0);
+        assert!((r.width() / r.height() - 4.0 / 3.0).abs() < 1e-4);
+        assert_eq!(r.height(), 500.0);
+        assert_eq!(r.center(), area.center());
+        // Not only whole multiples: 500 / 480 is fractional.
+        assert!((r.width() - 666.666).abs() < 0.01);
+    }
+
+    #[test]
+    fn blit_places_rgb_as_opaque_rgba() {
+        let img = RgbImage::from_pixel(2, 1, image::Rgb([1, 2, 3]));
+        let mut frame = vec![0u8; 4 * 4];
+        blit(&mut frame, 4, &img, 2);
+        assert_eq!(&frame[8..16], &[1, 2, 3, 255, 1, 2, 3, 255]);
+        assert_eq!(&frame[..8], &[0; 8]);
+    }
+
+    #[test]
+    fn file_tags_are_safe() {
+        assert_eq!(
+            file_tag("/x/y/Robert_Delaunay,_1906,_Portrait.jpg"),
+            "Robert_Delaunay__1906__Portrait"
+        );
+        assert_eq!(file_tag("candy"), "candy");
+    }
+}

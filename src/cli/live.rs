@@ -1,0 +1,189 @@
+//! `stylecam` with no command: the live window.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::{DeviceArg, Size};
+use crate::app::{self, WindowOptions};
+use crate::assets::AssetArgs;
+use crate::capture::SourceSpec;
+use crate::controls::Resolution;
+use crate::engine::Engine;
+use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::settings;
+use crate::style::{Aspect, StyleBank, TargetCache};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LiveArgs {
+    #[command(flatten)]
+    pub assets: AssetArgs,
+    /// What to stylise: `camera` (the first webcam), `camera:N`, `test-pattern`, an image file,
+    /// or a folder of images (a slideshow). Default: the last one used, else camera 0.
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Option<SourceSpec>,
+    /// Ask the camera for this resolution, e.g. 1280x720 (the nearest it offers is used).
+    #[arg(long, value_name = "WxH")]
+    pub camera_size: Option<Size>,
+    /// Ask the camera (or pace the test pattern and slideshow) at this many frames per second.
+    #[arg(long)]
+    pub fps: Option<u32>,
+    /// The style to start with: a name from the style folder or an image's path.
+    #[arg(long)]
+    pub style: Option<String>,
+    /// How style images are resized: square (the reference's way) or keep.
+    #[arg(long, default_value = "square")]
+    pub style_aspect: Aspect,
+    /// Brush size, 0.25 to 4 (see `stylecam stylize --help`).
+    #[arg(long)]
+    pub brush: Option<f32>,
+    /// Keep the camera's colours.
+    #[arg(long)]
+    pub preserve_color: bool,
+    /// Processing resolution: 240p, 360p, 480p, 720p or native.
+    #[arg(long)]
+    pub resolution: Option<Resolution>,
+    #[command(flatten)]
+    pub device: DeviceArg,
+    /// Fullscreen, no panel, no cursor: for booths and kiosks. Esc still quits.
+    #[arg(long)]
+    pub kiosk: bool,
+    /// Start fullscreen.
+    #[arg(long)]
+    pub fullscreen: bool,
+    /// Change style every SECONDS (attract mode).
+    #[arg(long, value_name = "SECONDS")]
+    pub auto_cycle: Option<u32>,
+    /// Where snapshots and GIF clips go. Default: your pictures folder, in `stylecam`.
+    #[arg(long, value_name = "DIR")]
+    pub snapshot_dir: Option<PathBuf>,
+    /// Close the window SECONDS after it opens and exit 0 (demos, tests).
+    #[arg(long, value_name = "SECONDS")]
+    pub exit_after: Option<f64>,
+    /// Neither read nor write the settings file.
+    #[arg(long)]
+    pub no_settings: bool,
+}
+
+pub fn run(a: LiveArgs) -> Result<()> {
+    let (mut settings, warning, settings_path) = if a.no_settings {
+        (settings::Settings::default(), None, None)
+    } else {
+        match settings::default_path() {
+            Ok(path) => {
+                let (s, w) = settings::load(&path);
+                (s, w, Some(path))
+            }
+            Err(e) => (settings::Settings::default(), Some(e.to_string()), None),
+        }
+    };
+    let data = a.assets.data_dir()?;
+    let styles_dir = a.assets.styles_dir(&data);
+    let bank = match &styles_dir {
+        Some(dir) => match StyleBank::from_dir(dir) {
+            Ok(b) => b,
+            Err(e) if a.style.is_some() => {
+                tracing::info!("{e}");
+                StyleBank::default()
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => StyleBank::default(),
+    };
+    // A --style path to an image of the bank selects that style rather than adding it twice.
+    let style_arg = a.style.as_ref().map(|s| {
+        let canon = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+        let same = canon(std::path::Path::new(s));
+        bank.styles()
+            .iter()
+            .find(|st| same.is_some() && st.image().and_then(canon) == same)
+            .map_or_else(|| s.clone(), |st| st.name.clone())
+    });
+    let c = &mut settings.controls;
+    if let Some(s) = &style_arg {
+        c.style = s.clone();
+    }
+    if bank.resolve(&c.style).is_err() {
+        c.style = match bank.styles().first() {
+            Some(s) => s.name.clone(),
+            None => a.style.clone().unwrap_or_default(),
+        };
+    }
+    if let Some(second) = &c.second_style {
+        if bank.resolve(second).is_err() {
+            c.second_style = None;
+        }
+    }
+    if let Some(b) = a.brush {
+        c.brush = b;
+    }
+    if a.preserve_color {
+        c.preserve_color = true;
+    }
+    if let Some(r) = a.resolution {
+        c.resolution = r;
+    }
+    if a.auto_cycle.is_some() {
+        settings.auto_cycle_secs = a.auto_cycle;
+    }
+    settings = settings.clamped();
+
+    let dev = a.device.open();
+    let model = a.assets.load_model(&data, &dev)?;
+    let cache = TargetCache::new(&model.sha256, Some(data.target_cache()));
+    let mut styles: Vec<(String, String, Option<PathBuf>)> = bank
+        .styles()
+        .iter()
+        .map(|s| (s.name.clone(), s.name.clone(), s.image().map(PathBuf::from)))
+        .collect();
+    if let Some(s) = &style_arg {
+        if bank.get(s).is_none() {
+            let p = PathBuf::from(s);
+            let label = crate::style::Style::from_path(&p).name;
+            styles.push((s.clone(), label, Some(p)));
+        }
+    }
+    let engine = Engine::new(
+        model.net,
+        bank,
+        cache,
+        a.style_aspect,
+        settings.controls.clone(),
+    )
+    .context("preparing the first style")?;
+    let device = engine.device_name().to_owned();
+
+    let source = match &a.source {
+        Some(s) => s.clone(),
+        None => settings
+            .camera
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(SourceSpec::Camera(0)),
+    };
+    let config = PipelineConfig {
+        source,
+        source_config: app::source_config(
+            a.camera_size.map(|s| (s.width as u32, s.height as u32)),
+            a.fps,
+        ),
+        controls: Some(settings.controls.clone()),
+        ..PipelineConfig::default()
+    };
+    let pipeline = Pipeline::start(config, engine)?;
+    app::run(
+        pipeline,
+        WindowOptions {
+            settings,
+            settings_path,
+            startup_warning: warning,
+            styles,
+            kiosk: a.kiosk,
+            fullscreen: a.fullscreen,
+            exit_after: a.exit_after.map(Duration::from_secs_f64),
+            snapshot_dir: a.snapshot_dir,
+            device,
+        },
+    )
+}

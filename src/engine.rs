@@ -1,0 +1,405 @@
+//! The live stylizer: MSG-Net with the creative controls applied frame by frame.
+//!
+//! Style targets are computed on their own thread ("stylecam-targets"), so changing the style or
+//! dragging the brush never stalls the video: frames keep using the last ready target until the
+//! new one arrives. Everything else (strength, mix, split, colour) costs nothing to change.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use anyhow::{anyhow, Context, Result};
+use candle_core::{DType, Tensor};
+use crossbeam_channel::{Receiver, Sender};
+use image::RgbImage;
+
+use crate::capture::Frame;
+use crate::controls::Controls;
+use crate::model::{MsgNet, Targets};
+use crate::pipeline::{Stylized, Stylizer};
+use crate::style::{self, Aspect, Split, Style, StyleBank, TargetCache};
+use crate::{color, image_io};
+
+/// What a target is computed from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TargetKey {
+    style: String,
+    size: u32,
+}
+
+type TargetReply = (TargetKey, Result<Tensor, String>);
+/// A target to compute: its key (the style as the controls name it) and the style it names.
+type Wanted = (TargetKey, Style);
+
+/// The thread that owns the target cache.
+struct TargetWorker {
+    requests: Sender<Vec<Wanted>>,
+    replies: Receiver<TargetReply>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl TargetWorker {
+    fn start(net: Arc<MsgNet>, mut cache: TargetCache, aspect: Aspect) -> Result<Self> {
+        let (requests, req_rx) = crossbeam_channel::unbounded::<Vec<Wanted>>();
+        let (reply_tx, replies) = crossbeam_channel::unbounded();
+        let handle = std::thread::Builder::new()
+            .name("stylecam-targets".into())
+            .spawn(move || {
+                while let Ok(mut wanted) = req_rx.recv() {
+                    // Only the newest request matters (a dragged brush sends many).
+                    while let Ok(newer) = req_rx.try_recv() {
+                        wanted = newer;
+                    }
+                    for (key, style) in wanted {
+                        let t = cache
+                            .target(&net, &style, key.size, aspect)
+                            .map_err(|e| e.to_string());
+                        if reply_tx.send((key, t)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            })
+            .context("cannot start the style-target thread")?;
+        Ok(Self {
+            requests,
+            replies,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for TargetWorker {
+    fn drop(&mut self) {
+        // Closing the request channel ends the thread after its current target; it holds no
+        // resources worth waiting for, so it is not joined.
+        let (closed, _) = crossbeam_channel::unbounded();
+        self.requests = closed;
+        self.handle.take();
+    }
+}
+
+/// MSG-Net plus the style bank plus the controls.
+pub struct Engine {
+    net: Arc<MsgNet>,
+    bank: StyleBank,
+    controls: Controls,
+    worker: TargetWorker,
+    ready: HashMap<TargetKey, Tensor>,
+    /// The targets in use: the wanted ones once they are ready, the previous ones until then.
+    active: Vec<(TargetKey, Tensor)>,
+    last_error: Option<String>,
+    masks: HashMap<(Split, usize, usize), Tensor>,
+    flicker: AntiFlicker,
+    device_name: String,
+}
+
+impl Engine {
+    /// Starts the engine with `controls`; the first style's target is computed before this
+    /// returns, so the first frame is already styled.
+    pub fn new(
+        net: MsgNet,
+        bank: StyleBank,
+        cache: TargetCache,
+        aspect: Aspect,
+        controls: Controls,
+    ) -> Result<Self> {
+        let device_name = crate::device::name(net.device());
+        let net = Arc::new(net);
+        let worker = TargetWorker::start(net.clone(), cache, aspect)?;
+        let mut engine = Self {
+            net,
+            bank,
+            controls: Controls::default(),
+            worker,
+            ready: HashMap::new(),
+            active: Vec::new(),
+            last_error: None,
+            masks: HashMap::new(),
+            flicker: AntiFlicker::default(),
+            device_name,
+        };
+        engine.apply(&controls)?;
+        engine.wait_for_targets()?;
+        Ok(engine)
+    }
+
+    pub fn bank(&self) -> &StyleBank {
+        &self.bank
+    }
+
+    pub fn device_name(&self) -> &str {
+        &self.device_name
+    }
+
+    /// Adds a style (a dropped image) to the bank.
+    pub fn add_style(&mut self, style: Style) {
+        self.bank.add(style);
+    }
+
+    fn wanted(&self) -> Result<Vec<Wanted>> {
+        let size = self.controls.style_size();
+        let mut names = vec![self.controls.style.as_str()];
+        if let Some(second) = &self.controls.second_style {
+            names.push(second);
+        }
+        names
+            .into_iter()
+            .map(|n| {
+                let key = TargetKey {
+                    style: n.to_owned(),
+                    size,
+                };
+                Ok((key, self.bank.resolve(n)?))
+            })
+            .collect()
+    }
+
+    /// Takes new controls; any new targets are requested, not waited for.
+    pub fn apply(&mut self, controls: &Controls) -> Result<()> {
+        let controls = controls.clone().clamped();
+        let old = std::mem::replace(&mut self.controls, controls);
+        let wanted = match self.wanted() {
+            Ok(w) => w,
+            Err(e) => {
+                self.controls = old;
+                return Err(e);
+            }
+        };
+        let missing: Vec<_> = wanted
+            .into_iter()
+            .filter(|(key, _)| !self.ready.contains_key(key))
+            .collect();
+        if !missing.is_empty() {
+            self.worker
+                .requests
+                .send(missing)
+                .map_err(|_| anyhow!("the style-target thread has stopped"))?;
+        }
+        Ok(())
+    }
+
+    /// Takes finished targets, and makes the wanted ones active once all are ready.
+    fn collect_targets(&mut self) {
+        while let Ok((key, t)) = self.worker.replies.try_recv() {
+            match t {
+                Ok(t) => {
+                    // Keep a bounded set: brush drags make many sizes.
+                    if self.ready.len() > 64 {
+                        self.ready.clear();
+                    }
+                    self.ready.insert(key, t);
+                }
+                Err(e) => self.last_error = Some(e),
+            }
+        }
+        let size = self.controls.style_size();
+        let mut names = vec![self.controls.style.clone()];
+        names.extend(self.controls.second_style.clone());
+        let keys: Vec<TargetKey> = names
+            .into_iter()
+            .map(|style| TargetKey { style, size })
+            .collect();
+        if let Some(now) = keys
+            .iter()
+            .map(|k| self.ready.get(k).map(|t| (k.clone(), t.clone())))
+            .collect::<Option<Vec<_>>>()
+        {
+            self.active = now;
+        }
+    }
+
+    fn wait_for_targets(&mut self) -> Result<()> {
+        while self.active.is_empty() {
+            let (key, t) = self
+                .worker
+                .replies
+                .recv()
+                .map_err(|_| anyhow!("the style-target thread has stopped"))?;
+            let t = t.map_err(|e| anyhow!(e))?;
+            self.ready.insert(key, t);
+            self.collect_targets();
+        }
+        Ok(())
+    }
+
+    /// A target error reported since the last call (shown as a banner).
+    pub fn take_error(&mut self) -> Option<String> {
+        self.last_error.take()
+    }
+
+    /// Whether the frame is still drawn with older targets than the controls ask for.
+    pub fn targets_pending(&self) -> bool {
+        let size = self.controls.style_size();
+        let first = self.active.first().map(|(k, _)| k);
+        first.is_none_or(|k| k.size != size || k.style != self.controls.style)
+    }
+
+    /// Stylises one frame with the current controls.
+    pub fn stylize(&mut self, frame: &RgbImage) -> Result<Stylized> {
+        self.collect_targets();
+        let c = &self.controls;
+        let (w, h) = c.resolution.fit(frame.width(), frame.height());
+        let resized = image_io::resize_to(frame, w, h);
+        let input = self.flicker.deadband(&resized, c.anti_flicker);
+        let dev = self.net.device();
+        let x = image_io::to_tensor(&input, dev, self.net.dtype())?;
+        let (hu, wu) = (h as usize, w as usize);
+        let mask = match (c.split, self.active.len()) {
+            (Some(split), 2) => Some(match self.masks.get(&(split, hu, wu)) {
+                Some(m) => m.clone(),
+                None => {
+                    let m = style::split_mask(split, hu, wu, dev)?;
+                    if self.masks.len() > 8 {
+                        self.masks.clear();
+                    }
+                    self.masks.insert((split, hu, wu), m.clone());
+                    m
+                }
+            }),
+            _ => None,
+        };
+        let mixed;
+        let targets = match (self.active.as_slice(), &mask) {
+            ([(_, first), (_, second)], Some(mask)) => Targets::Masked {
+                first,
+                second,
+                mask,
+            },
+            ([(_, first), (_, second)], None) => {
+                mixed = style::mix_targets(first, second, c.mix as f64)?;
+                Targets::One(&mixed)
+            }
+            ([(_, only), ..], _) => Targets::One(only),
+            ([], _) => return Err(anyhow!("no style target is ready yet")),
+        };
+        let out = self.net.forward_with(&x, targets, c.strength as f64)?;
+        let out = if c.preserve_color {
+            color::preserve_color(&out, &x)?
+        } else {
+            out
+        };
+        let stylized = self.flicker.smooth(
+            image_io::to_image(&out.to_dtype(DType::F32)?)?,
+            c.anti_flicker,
+        );
+        Ok(Stylized {
+            original: resized,
+            stylized,
+        })
+    }
+}
+
+impl Stylizer for Engine {
+    fn apply(&mut self, controls: &Controls) -> Result<()> {
+        Engine::apply(self, controls)?;
+        match self.take_error() {
+            Some(e) => Err(anyhow!(e)),
+            None => Ok(()),
+        }
+    }
+
+    fn stylize(&mut self, frame: &Frame) -> Result<Stylized> {
+        let out = Engine::stylize(self, &frame.image)?;
+        if let Some(e) = self.take_error() {
+            tracing::warn!("{e}");
+        }
+        Ok(out)
+    }
+
+    fn describe_device(&self) -> String {
+        self.device_name.clone()
+    }
+}
+
+/// The anti-flicker dial, 0..1. MSG-Net redraws every frame from scratch, so sensor noise in a
+/// still scene becomes shimmering brush strokes. Two remedies, both scaled by the dial:
+/// - an input deadband: a pixel whose change since the last frame is below `24 * dial` (of 255)
+///   keeps its previous value, so noise never reaches the network;
+/// - an output moving average: each output pixel is `a * new + (1 - a) * previous` with
+///   `a = 1 - 0.75 * dial`, which smooths what flicker remains at the cost of a short trail.
+#[derive(Default)]
+struct AntiFlicker {
+    input: Option<RgbImage>,
+    output: Option<Vec<f32>>,
+}
+
+impl AntiFlicker {
+    fn deadband(&mut self, frame: &RgbImage, dial: f32) -> RgbImage {
+        if dial <= 0.0 {
+            self.input = None;
+            return frame.clone();
+        }
+        let threshold = (24.0 * dial) as i16;
+        let out = match &self.input {
+            Some(prev) if prev.dimensions() == frame.dimensions() => {
+                let mut out = frame.clone();
+                for (o, p) in out.pixels_mut().zip(prev.pixels()) {
+                    let moved = (0..3).any(|c| (o[c] as i16 - p[c] as i16).abs() > threshold);
+                    if !moved {
+                        *o = *p;
+                    }
+                }
+                out
+            }
+            _ => frame.clone(),
+        };
+        self.input = Some(out.clone());
+        out
+    }
+
+    fn smooth(&mut self, frame: RgbImage, dial: f32) -> RgbImage {
+        if dial <= 0.0 {
+            self.output = None;
+            return frame;
+        }
+        let a = 1.0 - 0.75 * dial;
+        let raw = frame.as_raw();
+        let acc = match self.output.take() {
+            Some(mut acc) if acc.len() == raw.len() => {
+                for (s, &v) in acc.iter_mut().zip(raw) {
+                    *s = a * v as f32 + (1.0 - a) * *s;
+                }
+                acc
+            }
+            _ => raw.iter().map(|&v| v as f32).collect(),
+        };
+        let px: Vec<u8> = acc
+            .iter()
+            .map(|v| v.round().clamp(0.0, 255.0) as u8)
+            .collect();
+        self.output = Some(acc);
+        RgbImage::from_raw(frame.width(), frame.height(), px).unwrap_or(frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadband_holds_small_changes_and_passes_large_ones() {
+        let mut f = AntiFlicker::default();
+        let a = RgbImage::from_pixel(2, 1, image::Rgb([100, 100, 100]));
+        let mut b = a.clone();
+        b.put_pixel(0, 0, image::Rgb([105, 100, 100]));
+        b.put_pixel(1, 0, image::Rgb([200, 100, 100]));
+        f.deadband(&a, 0.5);
+        let out = f.deadband(&b, 0.5);
+        assert_eq!(out.get_pixel(0, 0).0, [100, 100, 100]);
+        assert_eq!(out.get_pixel(1, 0).0, [200, 100, 100]);
+        // Off: untouched.
+        assert_eq!(AntiFlicker::default().deadband(&b, 0.0), b);
+    }
+
+    #[test]
+    fn smoothing_moves_part_way_and_off_is_exact() {
+        let mut f = AntiFlicker::default();
+        let black = RgbImage::new(1, 1);
+        let white = RgbImage::from_pixel(1, 1, image::Rgb([255, 255, 255]));
+        f.smooth(black.clone(), 1.0);
+        let v = f.smooth(white.clone(), 1.0).get_pixel(0, 0)[0];
+        assert_eq!(v, 64, "a = 0.25 of the way");
+        assert_eq!(f.smooth(white.clone(), 0.0), white);
+    }
+}
