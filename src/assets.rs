@@ -1,22 +1,44 @@
 //! Which weights and styles a command uses when the user names none, and what to say when
-//! there are none yet.
+//! there are none.
+//!
+//! Without `--model`, stylecam runs on its own weights and style pack (`models/`, compiled into
+//! the binary): all 21 styles work offline. `--model FILE` (for example the original
+//! `21styles.model`, which `stylecam fetch` downloads) takes its styles from image files:
+//! `--styles DIR`, else the data dir's `styles/21styles`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 
 use crate::model::{self, LoadedModel};
 use crate::paths::DataDir;
+use crate::style::pack::StylePack;
+use crate::style::{BankError, StyleBank, TargetCache};
+
+/// stylecam's own MSG-Net weights (issue #5), compiled in.
+pub const BUILTIN_MODEL: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/models/stylecam21.safetensors"
+));
+/// The targets and swatches of the 21 styles for [`BUILTIN_MODEL`], compiled in.
+pub const BUILTIN_STYLES: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/models/stylecam21-styles.safetensors"
+));
+/// How the built-in weights are named in messages.
+pub const BUILTIN_NAME: &str = "stylecam's built-in weights (models/stylecam21.safetensors)";
 
 /// The flags every command that runs the network shares.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AssetArgs {
-    /// Weights: the original 21styles.model, a .pth, or a .safetensors file. Default: the
-    /// original weights in the data dir (`stylecam fetch` downloads them).
+    /// Weights: the original 21styles.model (`stylecam fetch` downloads it), a .pth, or a
+    /// .safetensors file. Default: stylecam's own weights, built in.
     #[arg(long, value_parser = crate::cli::existing_file)]
     pub model: Option<PathBuf>,
-    /// A folder of style images, named by file stem. Default: the 21 styles in the data dir.
+    /// A folder of style images, named by file stem. Default: the built-in styles, or with
+    /// --model the 21 style images in the data dir (`stylecam fetch`).
     #[arg(long, value_name = "DIR")]
     pub styles: Option<PathBuf>,
     /// Where downloads and the style-target cache live (also STYLECAM_DATA_DIR). Default: the
@@ -25,42 +47,81 @@ pub struct AssetArgs {
     pub data_dir: Option<PathBuf>,
 }
 
+/// Weights with the styles that go with them.
+pub struct Assets {
+    pub model: LoadedModel,
+    /// Where the weights came from, for messages.
+    pub model_name: String,
+    pub bank: StyleBank,
+    /// Targets for the bank's packed styles (built-in weights only).
+    pub pack: Option<Arc<StylePack>>,
+    pub data: DataDir,
+}
+
+impl Assets {
+    /// A target cache for these weights: packed styles from the pack, images through the
+    /// encoder with the data dir's disk cache.
+    pub fn target_cache(&self) -> TargetCache {
+        let cache = TargetCache::new(&self.model.sha256, Some(self.data.target_cache()));
+        match &self.pack {
+            Some(p) => cache.with_pack(p.clone()),
+            None => cache,
+        }
+    }
+}
+
 impl AssetArgs {
     pub fn data_dir(&self) -> Result<DataDir> {
         Ok(DataDir::resolve(self.data_dir.as_deref())?)
     }
 
-    /// The style folder: `--styles`, else the data dir's.
-    pub fn styles_dir(&self, data: &DataDir) -> Option<PathBuf> {
-        Some(self.styles.clone().unwrap_or_else(|| data.styles()))
-    }
-
-    /// The weights named by `--model`, else the data dir's original weights; with neither, an
-    /// error that says how to get them.
-    pub fn load_model(&self, data: &DataDir, device: &Device) -> Result<LoadedModel> {
-        let path = match &self.model {
-            Some(p) => p.clone(),
+    /// Loads the weights and their styles. `need_bank`: fail if there are no styles at all
+    /// (rather than leave it to style paths given by the user).
+    pub fn load(&self, device: &Device, need_bank: bool) -> Result<Assets> {
+        let data = self.data_dir()?;
+        let (model, model_name, pack) = match &self.model {
+            Some(p) => {
+                let m = model::load(p, device, DType::F32)
+                    .with_context(|| format!("loading the weights {}", p.display()))?;
+                (m, p.display().to_string(), None)
+            }
             None => {
-                let p = data.original_model();
-                if !p.is_file() {
-                    anyhow::bail!(first_run_message(data));
-                }
-                p
+                let m = model::load_bytes(BUILTIN_MODEL, BUILTIN_NAME, device, DType::F32)?;
+                let pack = StylePack::from_bytes(BUILTIN_STYLES, "models/stylecam21-styles")?;
+                (m, BUILTIN_NAME.to_owned(), Some(Arc::new(pack)))
             }
         };
-        model::load(&path, device, DType::F32)
-            .with_context(|| format!("loading the weights {}", path.display()))
+        let bank = match (&self.styles, &pack) {
+            (Some(dir), _) => StyleBank::from_dir(dir)?,
+            (None, Some(pack)) => StyleBank::from_pack(pack),
+            (None, None) => match StyleBank::from_dir(&data.styles()) {
+                Ok(b) => b,
+                Err(BankError::NoFolder(_)) if !need_bank => StyleBank::default(),
+                Err(e) => {
+                    return Err(anyhow::anyhow!(
+                        "{e}\n{}",
+                        missing_styles_message(&data, &model_name)
+                    ))
+                }
+            },
+        };
+        Ok(Assets {
+            model,
+            model_name,
+            bank,
+            pack,
+            data,
+        })
     }
 }
 
-/// What a new user is told when no weights are there yet.
-pub fn first_run_message(data: &DataDir) -> String {
+/// What a user with their own weights and no style images is told.
+pub fn missing_styles_message(data: &DataDir, model: &str) -> String {
     format!(
-        "no weights found: {} is missing.\n\
-         Run `stylecam fetch` to download the original 21styles.model and its 21 style images \
-         into {} (pass --data-dir DIR or set STYLECAM_DATA_DIR to put them elsewhere), or pass \
-         --model FILE.",
-        data.original_model().display(),
-        data.root().display()
+        "{model} needs style images: run `stylecam fetch` to download the reference's 21 \
+         styles into {}, pass --styles DIR with a folder of images, or give --style the path of \
+         any image. Without --model, stylecam uses its built-in weights and styles, which need \
+         no download.",
+        data.styles().display()
     )
 }

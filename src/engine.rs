@@ -228,13 +228,6 @@ impl Engine {
         self.last_error.take()
     }
 
-    /// Whether the frame is still drawn with older targets than the controls ask for.
-    pub fn targets_pending(&self) -> bool {
-        let size = self.controls.style_size();
-        let first = self.active.first().map(|(k, _)| k);
-        first.is_none_or(|k| k.size != size || k.style != self.controls.style)
-    }
-
     /// Stylises one frame with the current controls.
     pub fn stylize(&mut self, frame: &RgbImage) -> Result<Stylized> {
         self.collect_targets();
@@ -301,10 +294,12 @@ impl Stylizer for Engine {
 
     fn stylize(&mut self, frame: &Frame) -> Result<Stylized> {
         let out = Engine::stylize(self, &frame.image)?;
-        if let Some(e) = self.take_error() {
-            tracing::warn!("{e}");
+        // A style whose target failed (an unreadable dropped image, say) costs this one frame,
+        // so that the window shows why; the previous style stays in use.
+        match self.take_error() {
+            Some(e) => Err(anyhow!(e)),
+            None => Ok(out),
         }
-        Ok(out)
     }
 
     fn describe_device(&self) -> String {

@@ -215,19 +215,49 @@ fn content_size_and_style_aspect_change_what_the_network_sees() {
 }
 
 #[test]
-fn missing_weights_say_how_to_get_them() {
+fn builtin_weights_and_styles_work_offline_by_name() {
     let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x.png");
     let o = stylecam()
-        .args(["stylize", "--style", "candy", "--data-dir"])
+        .args([
+            "stylize",
+            "--device",
+            "cpu",
+            "--style",
+            "candy",
+            "--data-dir",
+        ])
         .arg(tmp.path())
         .arg(parity("img_content.png"))
         .arg("-o")
-        .arg(tmp.path().join("x.png"))
+        .arg(&out)
         .output()
         .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let img = image::open(&out).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (64, 48));
+    // Nothing was downloaded or cached: packed targets need no encoder run.
+    assert!(!tmp.path().join("models").exists());
+}
+
+#[test]
+fn other_weights_without_style_images_say_how_to_get_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(
+        &["--style", "candy", "--data-dir"],
+        &[
+            tmp.path(),
+            &parity("img_content.png"),
+            Path::new("-o"),
+            &tmp.path().join("x.png"),
+        ],
+    );
     let err = stderr(&o);
     assert!(!o.status.success());
-    assert!(err.contains("stylecam fetch"), "{err}");
+    assert!(
+        err.contains("stylecam fetch") && err.contains("--styles"),
+        "{err}"
+    );
 }
 
 #[test]

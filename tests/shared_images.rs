@@ -88,3 +88,40 @@ fn style_size_changes_the_result() {
         "only {differing} pixels differ"
     );
 }
+
+/// The built-in style pack was computed by PyTorch (`tools/train/export.py`) from the style
+/// images; our encoder on the same images must give the same targets, up to f16 storage and the
+/// two libraries' Lanczos resizing.
+#[test]
+fn builtin_style_pack_matches_our_encoder_on_the_style_images() {
+    let Some(shared) = shared_dir("builtin_style_pack_matches_our_encoder_on_the_style_images")
+    else {
+        return;
+    };
+    use candle_core::{DType, Device};
+    use stylecam::{assets, image_io, model, style::pack::StylePack};
+    let dev = Device::Cpu;
+    let net = model::load_bytes(assets::BUILTIN_MODEL, "built-in", &dev, DType::F32)
+        .unwrap()
+        .net;
+    let pack = StylePack::from_bytes(assets::BUILTIN_STYLES, "built-in").unwrap();
+    assert_eq!(pack.styles().len(), 21);
+    for style in ["candy", "udnie", "escher_sphere"] {
+        let img = image_io::load_rgb(&shared.join(format!("styles/21styles/{style}.jpg"))).unwrap();
+        let x = image_io::to_tensor(&image_io::resize_square(&img, 512), &dev, DType::F32).unwrap();
+        let ours = net.style_target(&x).unwrap();
+        let packed = pack.target(style, 512, &dev).unwrap();
+        let norm = |t: &candle_core::Tensor| -> f32 {
+            t.sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                .sqrt()
+        };
+        let rel = norm(&(&ours - &packed).unwrap()) / norm(&packed);
+        eprintln!("{style}: relative Frobenius difference {rel:.5}");
+        assert!(rel < 0.02, "{style}: {rel}");
+    }
+}

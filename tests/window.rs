@@ -147,19 +147,45 @@ fn luma(p: &image::Rgb<u8>) -> f32 {
     0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32
 }
 
-/// The bounding box (x0, y0, x1, y1) of non-black pixels right of `x_from`.
-fn video_box(img: &RgbImage, x_from: u32) -> (u32, u32, u32, u32) {
-    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
-    for (x, y, p) in img.enumerate_pixels() {
-        if x >= x_from && p.0.iter().any(|&c| c > 12) {
-            x0 = x0.min(x);
-            y0 = y0.min(y);
-            x1 = x1.max(x);
-            y1 = y1.max(y);
+/// The longest run of `true` in `v`, as a half-open range.
+fn longest_run(v: &[bool]) -> (u32, u32) {
+    let (mut best, mut start) = ((0, 0), None);
+    for (i, &on) in v.iter().chain([false].iter()).enumerate() {
+        match (on, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                if i - s > best.1 - best.0 {
+                    best = (s, i);
+                }
+                start = None;
+            }
+            _ => {}
         }
     }
-    assert!(x1 > x0 && y1 > y0, "no picture right of x = {x_from}");
-    (x0, y0, x1 + 1, y1 + 1)
+    (best.0 as u32, best.1 as u32)
+}
+
+/// The video's rectangle (x0, y0, x1, y1) right of `x_from`: the longest run of rows, then of
+/// columns, that are mostly not black. Banners and the overlay's text sit in the black bars or
+/// are separated from the picture by them, so they do not count.
+fn video_box(img: &RgbImage, x_from: u32) -> (u32, u32, u32, u32) {
+    let lit = |x: u32, y: u32| img.get_pixel(x, y).0.iter().any(|&c| c > 12);
+    let (w, h) = img.dimensions();
+    let rows: Vec<bool> = (0..h)
+        .map(|y| (x_from..w).filter(|&x| lit(x, y)).count() * 10 > (w - x_from) as usize * 3)
+        .collect();
+    let (y0, y1) = longest_run(&rows);
+    let cols: Vec<bool> = (0..w)
+        .map(|x| {
+            x >= x_from && (y0..y1).filter(|&y| lit(x, y)).count() * 10 > (y1 - y0) as usize * 3
+        })
+        .collect();
+    let (x0, x1) = longest_run(&cols);
+    assert!(
+        x1 > x0 + 50 && y1 > y0 + 50,
+        "no picture right of x = {x_from}"
+    );
+    (x0, y0, x1, y1)
 }
 
 fn std_dev(img: &RgbImage, (x0, y0, x1, y1): (u32, u32, u32, u32)) -> f32 {
@@ -180,30 +206,26 @@ fn style_dir(tmp: &Path) -> PathBuf {
     dir
 }
 
-#[test]
-fn live_window_shows_panel_and_stylised_video_and_takes_keys() {
-    if !tools_present() {
-        return;
-    }
-    let x = Xvfb::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let styles = style_dir(tmp.path());
+/// Starts the app on the test pattern with the fixture model and two styles.
+fn launch(x: &Xvfb, tmp: &Path, exit_after: &str) -> (Child, Log) {
+    let styles = style_dir(tmp);
     let mut app = stylecam()
         .args(["--source", "test-pattern", "--model"])
         .arg(fixtures().join("parity/tiny_ngf16_b1.safetensors"))
         .arg("--style")
         .arg(styles.join("alpha.png"))
-        .args(["--exit-after", "5"])
+        .args(["--exit-after", exit_after])
         .arg("--styles")
         .arg(&styles)
         .arg("--data-dir")
-        .arg(tmp.path().join("data"))
+        .arg(tmp.join("data"))
         .arg("--snapshot-dir")
-        .arg(tmp.path().join("shots"))
+        .arg(tmp.join("shots"))
         .args(["--device", "cpu", "--resolution", "240p"])
         .env("DISPLAY", &x.display)
         .env_remove("WAYLAND_DISPLAY")
-        .env("STYLECAM_CONFIG_DIR", tmp.path().join("config"))
+        .env("XDG_RUNTIME_DIR", tmp)
+        .env("STYLECAM_CONFIG_DIR", tmp.join("config"))
         .env("STYLECAM_LOG", "stylecam=info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -212,11 +234,76 @@ fn live_window_shows_panel_and_stylised_video_and_takes_keys() {
     let log = Log::follow(app.stderr.take().unwrap());
     let shown = log.wait_for("first frame shown", Duration::from_secs(60));
     assert!(shown, "no frame was shown; the app said:\n{}", log.text());
-    let window = xdotool(&x.display, &["search", "--name", "^stylecam$"]);
-    let window = window.lines().next().unwrap().to_owned();
-    std::thread::sleep(Duration::from_millis(400));
+    (app, log)
+}
 
-    // 1. The panel has text and the video shows a picture.
+/// The app's window, focused (XTEST keys go to the focused window; there is no window manager
+/// to focus it).
+fn focus(x: &Xvfb) -> String {
+    let found = xdotool(&x.display, &["search", "--name", "^stylecam$"]);
+    let window = found.lines().next().expect("a stylecam window").to_owned();
+    xdotool(&x.display, &["windowfocus", "--sync", &window]);
+    window
+}
+
+fn wait_exit(app: &mut Child, log: &Log, within: Duration) -> std::process::ExitStatus {
+    let end = Instant::now() + within;
+    loop {
+        if let Some(s) = app.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > end {
+            app.kill().ok();
+            panic!("the app did not exit:\n{}", log.text());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Mean |Δ| between the window's video (scaled to 320x240) and the raw test pattern as the
+/// window would show it unstylised (mirrored, at 240p). The bars cover two thirds of the frame
+/// and do not move, so an unstylised picture scores well under 20 whatever the frame number.
+fn distance_from_raw_pattern(shot: &RgbImage, (x0, y0, x1, y1): (u32, u32, u32, u32)) -> f64 {
+    let video = image::imageops::crop_imm(shot, x0, y0, x1 - x0, y1 - y0).to_image();
+    let video = image::imageops::resize(&video, 320, 240, image::imageops::FilterType::Triangle);
+    let raw = stylecam::capture::TestPattern::new(640, 480, 30).render(0);
+    let raw = image::imageops::resize(&raw, 320, 240, image::imageops::FilterType::Triangle);
+    let raw = image::imageops::flip_horizontal(&raw);
+    let mut sum = 0f64;
+    // The top two thirds: the bars.
+    for y in 0..150 {
+        for x in 0..320 {
+            let (a, b) = (video.get_pixel(x, y), raw.get_pixel(x, y));
+            sum += (0..3)
+                .map(|c| (a[c] as f64 - b[c] as f64).abs())
+                .sum::<f64>()
+                / 3.0;
+        }
+    }
+    sum / (150.0 * 320.0)
+}
+
+/// The exact run: `--source test-pattern --model <fixture> --style <image>
+/// --exit-after 5`.
+#[test]
+fn live_window_shows_panel_and_stylised_video_and_takes_keys() {
+    if !tools_present() {
+        return;
+    }
+    let x = Xvfb::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut app, log) = launch(&x, tmp.path(), "5");
+    let window = focus(&x);
+
+    // A key changes the style.
+    xdotool(&x.display, &["key", "Right"]);
+    assert!(
+        log.wait_for("style: beta", Duration::from_secs(3)),
+        "Right did not change the style:\n{}",
+        log.text()
+    );
+
+    // The panel has text; the video shows a picture that is not the raw pattern.
     let shot = screenshot(&x.display, &window, &tmp.path().join("window.png"));
     let (w, h) = shot.dimensions();
     assert!(w >= 600 && h >= 400, "window {w}x{h}");
@@ -234,23 +321,54 @@ fn live_window_shows_panel_and_stylised_video_and_takes_keys() {
         std_dev(&shot, video) > 8.0,
         "the video region is flat: {video:?}"
     );
-
-    // 2. A key changes the style. (XTEST keys go to the focused window; there is no window
-    // manager to focus it.)
-    xdotool(&x.display, &["windowfocus", "--sync", &window]);
-    xdotool(&x.display, &["key", "Right"]);
+    let d = distance_from_raw_pattern(&shot, video);
     assert!(
-        log.wait_for("style: beta", Duration::from_secs(3)),
-        "Right did not change the style:\n{}",
-        log.text()
+        d > 30.0,
+        "the video looks like the raw pattern: mean |Δ| = {d:.1}"
     );
 
-    // 3. Side by side: the stylised half differs from the raw pattern beside it.
+    // --exit-after closes the window cleanly.
+    let status = wait_exit(&mut app, &log, Duration::from_secs(30));
+    assert!(status.success(), "exit status {status}:\n{}", log.text());
+    assert!(log.wait_for("--exit-after reached", Duration::from_secs(1)));
+}
+
+#[test]
+fn snapshots_side_by_side_and_escape() {
+    if !tools_present() {
+        return;
+    }
+    let x = Xvfb::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut app, log) = launch(&x, tmp.path(), "60");
+    let window = focus(&x);
+
+    // A snapshot lands in --snapshot-dir as a PNG of the frame at processing resolution.
+    xdotool(&x.display, &["key", "s"]);
+    assert!(
+        log.wait_for("saved ", Duration::from_secs(10)),
+        "{}",
+        log.text()
+    );
+    let shots: Vec<_> = std::fs::read_dir(tmp.path().join("shots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(shots.len(), 1, "{shots:?}");
+    let snap = image::open(&shots[0]).unwrap().to_rgb8();
+    assert_eq!(snap.dimensions(), (320, 240));
+
+    // Side by side: the stylised half differs from the raw frame beside it.
     xdotool(&x.display, &["key", "o"]);
-    std::thread::sleep(Duration::from_millis(700));
+    std::thread::sleep(Duration::from_millis(1500));
     let shot = screenshot(&x.display, &window, &tmp.path().join("side-by-side.png"));
     let (x0, y0, x1, y1) = video_box(&shot, 300);
     let half = (x1 - x0) / 2;
+    assert!(
+        (half as f64 / (y1 - y0) as f64 - 4.0 / 3.0).abs() < 0.1,
+        "two 4:3 pictures side by side: {:?}",
+        (x0, y0, x1, y1)
+    );
     let mut diff = 0f64;
     let mut n = 0usize;
     for y in y0..y1 {
@@ -270,18 +388,12 @@ fn live_window_shows_panel_and_stylised_video_and_takes_keys() {
         "stylised half too close to the original: mean |Δ| = {diff:.1}"
     );
 
-    // 4. --exit-after closes the window cleanly.
-    let end = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = app.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < end,
-            "the app did not exit after --exit-after"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    // Esc quits (not fullscreen), cleanly, long before --exit-after.
+    xdotool(&x.display, &["key", "Escape"]);
+    let status = wait_exit(&mut app, &log, Duration::from_secs(20));
     assert!(status.success(), "exit status {status}:\n{}", log.text());
-    assert!(log.wait_for("--exit-after reached", Duration::from_secs(1)));
+    assert!(!log.text().contains("--exit-after reached"));
+    // The settings were saved on the way out, with the view the keys left.
+    let saved = std::fs::read_to_string(tmp.path().join("config/settings.json")).unwrap();
+    assert!(saved.contains("\"side_by_side\": true"), "{saved}");
 }

@@ -28,6 +28,15 @@ use framework::Framework;
 use keys::Action;
 use panel::{Panel, PanelAction, PanelInfo, StyleItem};
 
+/// Where a style's swatch comes from.
+pub enum Swatch {
+    /// A thumbnail of the style image, made on a background thread.
+    File(PathBuf),
+    /// A ready picture (the built-in styles' own renderings).
+    Image(image::RgbImage),
+    None,
+}
+
 /// What the window needs besides the pipeline.
 pub struct WindowOptions {
     pub settings: Settings,
@@ -35,8 +44,8 @@ pub struct WindowOptions {
     pub settings_path: Option<PathBuf>,
     /// A message to show at start (a corrupt settings file, a camera fallback, ...).
     pub startup_warning: Option<String>,
-    /// The styles the panel offers: (id the engine resolves, label, image for the swatch).
-    pub styles: Vec<(String, String, Option<PathBuf>)>,
+    /// The styles the panel offers: (id the engine resolves, label, swatch).
+    pub styles: Vec<(String, String, Swatch)>,
     pub kiosk: bool,
     pub fullscreen: bool,
     pub exit_after: Option<Duration>,
@@ -67,8 +76,9 @@ pub struct App {
     styles: Vec<StyleItem>,
     swatches: Option<crossbeam_channel::Receiver<(usize, image::RgbImage)>>,
     last: Option<Output>,
-    /// The frame shown: stylised, or original | stylised.
+    /// The size of what pixels' buffer holds, and whether that is original | stylised.
     shown_dims: (u32, u32),
+    shown_side_by_side: bool,
     banner: Option<Banner>,
     paused: bool,
     fullscreen: bool,
@@ -97,7 +107,7 @@ pub fn run(pipeline: Pipeline, opts: WindowOptions) -> Result<()> {
 }
 
 impl App {
-    fn new(pipeline: Pipeline, opts: WindowOptions) -> Self {
+    fn new(pipeline: Pipeline, mut opts: WindowOptions) -> Self {
         let settings = opts.settings.clone();
         let banner = opts.startup_warning.clone().map(|text| Banner {
             text,
@@ -113,7 +123,12 @@ impl App {
                 swatch: None,
             })
             .collect();
-        let swatches = view::load_swatches(opts.styles.iter().map(|(_, _, p)| p.clone()).collect());
+        let swatches = view::load_swatches(
+            opts.styles
+                .iter_mut()
+                .map(|(_, _, s)| std::mem::replace(s, Swatch::None))
+                .collect(),
+        );
         let fullscreen = opts.fullscreen || opts.kiosk;
         Self {
             sent: settings.controls.clone(),
@@ -125,6 +140,7 @@ impl App {
             swatches,
             last: None,
             shown_dims: (0, 0),
+            shown_side_by_side: false,
             banner,
             paused: false,
             fullscreen,
@@ -143,6 +159,7 @@ impl App {
 
     fn finish(mut self) -> Result<()> {
         if let Some(p) = self.pipeline.take() {
+            tracing::info!("at exit: {}", view::stats_line(&p.stats()));
             let report = p.shutdown();
             if !(report.capture_joined && report.inference_joined) {
                 tracing::warn!("a pipeline thread was still busy at exit: {report:?}");
@@ -387,6 +404,7 @@ impl App {
             }
             self.shown_dims = dims;
         }
+        self.shown_side_by_side = self.settings.side_by_side;
         let frame = g.pixels.frame_mut();
         if self.settings.side_by_side {
             view::blit(frame, dims.0, &out.original, 0);
@@ -400,7 +418,14 @@ impl App {
     fn tick(&mut self, event_loop: &ActiveEventLoop) {
         let now = Instant::now();
         if let Some(limit) = self.opts.exit_after {
-            if now.duration_since(self.started) >= limit {
+            // Counted from the first frame on screen (a window still waiting for one gets 10 s
+            // more), so a slow start does not eat the time.
+            let from = if self.first_shown {
+                self.started
+            } else {
+                self.started + Duration::from_secs(10)
+            };
+            if now.duration_since(from) >= limit {
                 tracing::info!("--exit-after reached, closing");
                 event_loop.exit();
                 return;
@@ -438,6 +463,10 @@ impl App {
                 self.dirty = true;
             }
         }
+        // The view changed (key or panel): redo the buffer from the last output at once.
+        if self.settings.side_by_side != self.shown_side_by_side {
+            self.upload();
+        }
         let had = self.last.as_ref().map(|o| o.seq);
         self.take_output();
         if self.last.as_ref().map(|o| o.seq) != had {
@@ -473,7 +502,6 @@ impl App {
             let banner = capture.banner().or(p.inference_status().banner());
             (banner, capture.source, p.stats())
         });
-        let targets_pending = false;
         let Some(g) = self.gfx.as_mut() else { return };
         let dims = [self.shown_dims.0, self.shown_dims.1];
         let video = (dims[0] > 0).then(|| (g.framework.video_texture(&g.pixels), dims));
@@ -494,7 +522,6 @@ impl App {
             paused: self.paused,
             fullscreen: self.fullscreen,
             recording_clip: self.clip.is_some(),
-            targets_pending,
         };
         let capture_banner = status.as_ref().and_then(|(b, _, _)| b.clone());
         let overlay = status.as_ref().map(|(_, _, st)| view::stats_line(st));
@@ -503,6 +530,7 @@ impl App {
             .as_ref()
             .and_then(|c| c.remaining(Instant::now()));
         let show_panel = self.settings.show_panel && !self.opts.kiosk;
+        let side_by_side = self.shown_side_by_side;
         let settings = &mut self.settings;
         let styles = &self.styles;
         let panel = &mut self.panel;
@@ -530,7 +558,7 @@ impl App {
                         ui,
                         video,
                         settings.mirror,
-                        settings.side_by_side,
+                        side_by_side,
                         if kiosk { None } else { overlay.as_deref() },
                         countdown,
                     );
@@ -549,6 +577,7 @@ impl App {
         }
         if video.is_some() && !self.first_shown {
             self.first_shown = true;
+            self.started = Instant::now();
             tracing::info!("first frame shown");
         }
         for a in actions {
@@ -566,7 +595,6 @@ impl ApplicationHandler for App {
         match create_gfx(event_loop, self.fullscreen, self.opts.kiosk) {
             Ok(g) => {
                 self.gfx = Some(g);
-                // --exit-after counts from the moment the window exists.
                 self.started = Instant::now();
                 self.upload();
             }

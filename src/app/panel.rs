@@ -36,7 +36,6 @@ pub struct PanelInfo<'a> {
     pub paused: bool,
     pub fullscreen: bool,
     pub recording_clip: bool,
-    pub targets_pending: bool,
 }
 
 #[derive(Default)]
@@ -55,7 +54,7 @@ impl Panel {
         let mut actions = Vec::new();
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.heading("stylecam");
-            self.styles_ui(ui, settings, styles, info);
+            self.styles_ui(ui, settings, styles);
             ui.separator();
             controls_ui(ui, settings, styles);
             ui.separator();
@@ -77,13 +76,7 @@ impl Panel {
         actions
     }
 
-    fn styles_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        settings: &mut Settings,
-        styles: &[StyleItem],
-        info: &PanelInfo,
-    ) {
+    fn styles_ui(&mut self, ui: &mut egui::Ui, settings: &mut Settings, styles: &[StyleItem]) {
         let current = settings.controls.style.clone();
         let name = styles
             .iter()
@@ -93,9 +86,6 @@ impl Panel {
         ui.horizontal(|ui| {
             ui.label("Style:");
             ui.strong(name);
-            if info.targets_pending {
-                ui.spinner();
-            }
         });
         let size = egui::vec2(56.0, 56.0);
         ui.horizontal_wrapped(|ui| {

@@ -1,10 +1,11 @@
 //! Drawing helpers: the letterboxed video, the overlay, banners, swatches.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use egui::{Align2, Color32, FontId, Pos2, Rect, TextureHandle, TextureId};
 use image::RgbImage;
 
+use super::Swatch;
 use crate::pipeline::StatsSnapshot;
 
 /// Swatch size in pixels.
@@ -13,21 +14,26 @@ const SWATCH: u32 = 64;
 /// Loads a small swatch for each style image on a background thread, so the window opens at
 /// once; each arrives as (index, image).
 pub fn load_swatches(
-    paths: Vec<Option<PathBuf>>,
+    sources: Vec<Swatch>,
 ) -> Option<crossbeam_channel::Receiver<(usize, RgbImage)>> {
     let (tx, rx) = crossbeam_channel::unbounded();
     std::thread::Builder::new()
         .name("stylecam-swatches".into())
         .spawn(move || {
-            for (i, p) in paths.into_iter().enumerate() {
-                let Some(p) = p else { continue };
-                match crate::image_io::load_rgb(&p) {
-                    Ok(img) => {
-                        if tx.send((i, swatch(&img))).is_err() {
-                            return;
+            for (i, s) in sources.into_iter().enumerate() {
+                let img = match s {
+                    Swatch::File(p) => match crate::image_io::load_rgb(&p) {
+                        Ok(img) => img,
+                        Err(e) => {
+                            tracing::warn!("no swatch: {e}");
+                            continue;
                         }
-                    }
-                    Err(e) => tracing::warn!("no swatch: {e}"),
+                    },
+                    Swatch::Image(img) => img,
+                    Swatch::None => continue,
+                };
+                if tx.send((i, swatch(&img))).is_err() {
+                    return;
                 }
             }
         })
@@ -58,28 +64,13 @@ pub fn dropped_style(path: &Path, img: &RgbImage) -> (String, String, RgbImage) 
     (path.display().to_string(), label, swatch(img))
 }
 
-/// A style name or path made safe for a file name.
+/// The tag a snapshot of `style` (a name or a path) carries; the snapshot module makes it safe
+/// for a file name.
 pub fn file_tag(style: &str) -> String {
-    let stem = Path::new(style)
+    Path::new(style)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tag: String = stem
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(40)
-        .collect();
-    if tag.is_empty() {
-        "style".into()
-    } else {
-        tag
-    }
+        .unwrap_or_else(|| style.to_owned())
 }
 
 /// Copies an RGB image into an RGBA buffer `stride` pixels wide, at column `x0`.
@@ -220,10 +211,10 @@ mod tests {
     }
 
     #[test]
-    fn file_tags_are_safe() {
+    fn file_tags_are_the_style_stem() {
         assert_eq!(
             file_tag("/x/y/Robert_Delaunay,_1906,_Portrait.jpg"),
-            "Robert_Delaunay__1906__Portrait"
+            "Robert_Delaunay,_1906,_Portrait"
         );
         assert_eq!(file_tag("candy"), "candy");
     }

@@ -6,14 +6,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::{DeviceArg, Size};
-use crate::app::{self, WindowOptions};
+use crate::app::{self, Swatch, WindowOptions};
 use crate::assets::AssetArgs;
 use crate::capture::SourceSpec;
 use crate::controls::Resolution;
 use crate::engine::Engine;
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::settings;
-use crate::style::{Aspect, StyleBank, TargetCache};
+use crate::style::Aspect;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LiveArgs {
@@ -58,7 +58,7 @@ pub struct LiveArgs {
     /// Where snapshots and GIF clips go. Default: your pictures folder, in `stylecam`.
     #[arg(long, value_name = "DIR")]
     pub snapshot_dir: Option<PathBuf>,
-    /// Close the window SECONDS after it opens and exit 0 (demos, tests).
+    /// Close the window SECONDS after it shows its first frame and exit 0 (demos, tests).
     #[arg(long, value_name = "SECONDS")]
     pub exit_after: Option<f64>,
     /// Neither read nor write the settings file.
@@ -67,30 +67,27 @@ pub struct LiveArgs {
 }
 
 pub fn run(a: LiveArgs) -> Result<()> {
+    let mut first_run = false;
     let (mut settings, warning, settings_path) = if a.no_settings {
         (settings::Settings::default(), None, None)
     } else {
         match settings::default_path() {
             Ok(path) => {
+                first_run = !path.exists();
                 let (s, w) = settings::load(&path);
                 (s, w, Some(path))
             }
             Err(e) => (settings::Settings::default(), Some(e.to_string()), None),
         }
     };
-    let data = a.assets.data_dir()?;
-    let styles_dir = a.assets.styles_dir(&data);
-    let bank = match &styles_dir {
-        Some(dir) => match StyleBank::from_dir(dir) {
-            Ok(b) => b,
-            Err(e) if a.style.is_some() => {
-                tracing::info!("{e}");
-                StyleBank::default()
-            }
-            Err(e) => return Err(e.into()),
-        },
-        None => StyleBank::default(),
-    };
+    let dev = a.device.open();
+    // On the CPU the first run starts at 240p, which a laptop keeps up with; the choice is
+    // then remembered.
+    if first_run && dev.is_cpu() {
+        settings.controls.resolution = Resolution::P240;
+    }
+    let assets = a.assets.load(&dev, a.style.is_none())?;
+    let bank = assets.bank.clone();
     // A --style path to an image of the bank selects that style rather than adding it twice.
     let style_arg = a.style.as_ref().map(|s| {
         let canon = |p: &std::path::Path| std::fs::canonicalize(p).ok();
@@ -129,23 +126,31 @@ pub fn run(a: LiveArgs) -> Result<()> {
     }
     settings = settings.clamped();
 
-    let dev = a.device.open();
-    let model = a.assets.load_model(&data, &dev)?;
-    let cache = TargetCache::new(&model.sha256, Some(data.target_cache()));
-    let mut styles: Vec<(String, String, Option<PathBuf>)> = bank
+    let cache = assets.target_cache();
+    let pack = assets.pack.clone();
+    let mut styles: Vec<(String, String, Swatch)> = bank
         .styles()
         .iter()
-        .map(|s| (s.name.clone(), s.name.clone(), s.image().map(PathBuf::from)))
+        .map(|s| {
+            let swatch = match (s.image(), &pack) {
+                (Some(p), _) => Swatch::File(p.to_path_buf()),
+                (None, Some(pack)) => pack
+                    .swatch(&s.name)
+                    .map_or(Swatch::None, |i| Swatch::Image(i.clone())),
+                (None, None) => Swatch::None,
+            };
+            (s.name.clone(), s.name.clone(), swatch)
+        })
         .collect();
     if let Some(s) = &style_arg {
         if bank.get(s).is_none() {
             let p = PathBuf::from(s);
             let label = crate::style::Style::from_path(&p).name;
-            styles.push((s.clone(), label, Some(p)));
+            styles.push((s.clone(), label, Swatch::File(p)));
         }
     }
     let engine = Engine::new(
-        model.net,
+        assets.model.net,
         bank,
         cache,
         a.style_aspect,

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{existing_file, DeviceArg};
 use crate::model::{MsgNet, Targets};
-use crate::style::{self, Aspect, Split, StyleBank, TargetCache};
+use crate::style::{self, Aspect, Split};
 use crate::{assets, color, image_io};
 
 #[derive(Debug, clap::Args)]
@@ -239,24 +239,22 @@ fn plan(a: &Args, inputs: &[PathBuf], style_tag: &str) -> Result<Vec<(PathBuf, P
 pub fn run(a: Args) -> Result<()> {
     check(&a)?;
     let inputs = expand_inputs(&a.inputs)?;
-    let data = a.assets.data_dir()?;
-    let bank = match a.assets.styles_dir(&data) {
-        Some(dir) => StyleBank::from_dir(&dir).unwrap_or_default(),
-        None => StyleBank::default(),
-    };
+    let dev = a.device.open();
+    let loaded = a.assets.load(&dev, false)?;
     let styles = a
         .style
         .iter()
         .map(|s| {
-            bank.resolve(s)
-                .map_err(|e| match a.assets.styles_dir(&data) {
-                    Some(dir) if bank.is_empty() => anyhow::anyhow!(
-                    "{e}\n(no styles in {}: run `stylecam fetch`, pass --styles DIR, or give a \
-                     style image's path)",
-                    dir.display()
-                ),
-                    _ => e.into(),
-                })
+            loaded.bank.resolve(s).map_err(|e| {
+                if loaded.bank.is_empty() {
+                    anyhow::anyhow!(
+                        "{e}\n{}",
+                        assets::missing_styles_message(&loaded.data, &loaded.model_name)
+                    )
+                } else {
+                    e.into()
+                }
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     let style_tag = styles
@@ -266,17 +264,15 @@ pub fn run(a: Args) -> Result<()> {
         .join("+");
     let jobs = plan(&a, &inputs, &style_tag)?;
 
-    let dev = a.device.open();
-    let model = a.assets.load_model(&data, &dev)?;
-    let mut cache = TargetCache::new(&model.sha256, Some(data.target_cache()));
+    let mut cache = loaded.target_cache();
     let size = crate::controls::brushed_size(a.style_size, a.brush);
     let targets = styles
         .iter()
-        .map(|s| cache.target(&model.net, s, size, a.style_aspect))
+        .map(|s| cache.target(&loaded.model.net, s, size, a.style_aspect))
         .collect::<Result<Vec<_>, _>>()?;
     let job = Job {
         args: &a,
-        net: &model.net,
+        net: &loaded.model.net,
         targets,
     };
 
