@@ -233,7 +233,13 @@ impl Engine {
         self.collect_targets();
         let c = &self.controls;
         let (w, h) = c.resolution.fit(frame.width(), frame.height());
-        let resized = image_io::resize_to(frame, w, h);
+        // Every frame pays for this resize, so it uses a bilinear filter rather than the
+        // Lanczos that style images get.
+        let resized = if frame.dimensions() == (w, h) {
+            frame.clone()
+        } else {
+            image::imageops::resize(frame, w, h, image::imageops::FilterType::Triangle)
+        };
         let input = self.flicker.deadband(&resized, c.anti_flicker);
         let dev = self.net.device();
         let x = image_io::to_tensor(&input, dev, self.net.dtype())?;
