@@ -79,10 +79,7 @@ fn batch_writes_every_good_photo_reports_the_bad_one_and_fails() {
     }
     assert!(!out.join("c-broken-swirl.png").exists());
     // Nothing half-written is left in the output folder.
-    let names: Vec<String> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = common::file_names(&out);
     assert_eq!(names.len(), 2, "{names:?}");
 
     // Running again: nothing is overwritten without --force, and the target comes from the

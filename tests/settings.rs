@@ -1,18 +1,11 @@
 //! The settings file: round trips, damage recovery and clamping, on real files.
 
-use std::path::Path;
+mod common;
+
+use common::file_names as names;
 
 use stylecam::controls::Resolution;
 use stylecam::settings::{self, Settings};
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
 
 #[test]
 fn settings_round_trip_through_a_new_folder() {

@@ -1,6 +1,9 @@
 //! Snapshots, side-by-side composites and GIF clips, written to real files in temporary
 //! folders.
 
+mod common;
+
+use common::file_names as names;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,15 +25,6 @@ fn pattern(w: u32, h: u32, seed: u8) -> RgbImage {
             seed.wrapping_mul(31),
         ])
     })
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 fn no_temp_files(dir: &Path) {
