@@ -48,11 +48,20 @@ __all__ = [
     "unique_param_keys",
     "alias_of",
     "infer_config",
+    "infer_widths",
+    "DEFAULT_WIDTHS",
     "load_state_dict_any",
 ]
 
 EXPANSION = 4
 IN_EPS = 1e-5
+
+# The widths the reference fixes (and the pretrained file has): the full-resolution 7x7 ConvLayer's
+# output c0 = 64, the first down Bottleneck's planes p1 = 32 (output 4 p1 = 128), the two
+# UpBottlenecks' planes u1 = 32 and u2 = 16 (outputs 128 and 64), and the 7x7 first and last
+# kernels.  Smaller values give a cheaper network with the same keys; every one of them is read
+# back from the weight shapes (`infer_widths`), so a file always says what it is.
+DEFAULT_WIDTHS = {"c0": 64, "p1": 32, "u1": 32, "u2": 16, "k_first": 7, "k_last": 7}
 
 
 def output_size(h: int, w: int) -> Tuple[int, int]:
@@ -217,27 +226,36 @@ class Net(nn.Module):
     as `model.0.*` and `ins.weight` again as `model.1.weight` (same tensors), as the reference does.
     """
 
-    def __init__(self, ngf: int = 128, n_blocks: int = 6, *, input_nc: int = 3, output_nc: int = 3):
+    def __init__(self, ngf: int = 128, n_blocks: int = 6, *, input_nc: int = 3, output_nc: int = 3,
+                 widths: Optional[Mapping[str, int]] = None):
         super().__init__()
+        w = dict(DEFAULT_WIDTHS)
+        if widths:
+            unknown = set(widths) - set(w)
+            if unknown:
+                raise ValueError(f"unknown width names {sorted(unknown)}; known: {sorted(w)}")
+            w.update(widths)
         self.ngf = ngf
         self.n_blocks = n_blocks
+        self.widths = w
+        c0, p1, u1, u2 = w["c0"], w["p1"], w["u1"], w["u2"]
         self.gram = GramMatrix()
         self.model1 = nn.Sequential(
-            ConvLayer(input_nc, 64, kernel_size=7, stride=1),
-            InstanceNorm2d(64),
+            ConvLayer(input_nc, c0, kernel_size=w["k_first"], stride=1),
+            InstanceNorm2d(c0),
             nn.ReLU(),
-            Bottleneck(64, 32, stride=2, downsample=True),
-            Bottleneck(32 * EXPANSION, ngf, stride=2, downsample=True),
+            Bottleneck(c0, p1, stride=2, downsample=True),
+            Bottleneck(p1 * EXPANSION, ngf, stride=2, downsample=True),
         )
         self.ins = Inspiration(ngf * EXPANSION)
         layers = [self.model1, self.ins]
         layers += [Bottleneck(ngf * EXPANSION, ngf, stride=1) for _ in range(n_blocks)]
         layers += [
-            UpBottleneck(ngf * EXPANSION, 32, stride=2),
-            UpBottleneck(32 * EXPANSION, 16, stride=2),
-            InstanceNorm2d(16 * EXPANSION),
+            UpBottleneck(ngf * EXPANSION, u1, stride=2),
+            UpBottleneck(u1 * EXPANSION, u2, stride=2),
+            InstanceNorm2d(u2 * EXPANSION),
             nn.ReLU(),
-            ConvLayer(16 * EXPANSION, output_nc, kernel_size=7, stride=1),
+            ConvLayer(u2 * EXPANSION, output_nc, kernel_size=w["k_last"], stride=1),
         ]
         self.model = nn.Sequential(*layers)
 
@@ -259,7 +277,7 @@ class Net(nn.Module):
     @classmethod
     def from_state_dict(cls, state: Mapping[str, torch.Tensor]) -> "Net":
         ngf, n_blocks = infer_config(state)
-        net = cls(ngf=ngf, n_blocks=n_blocks)
+        net = cls(ngf=ngf, n_blocks=n_blocks, widths=infer_widths(state, n_blocks))
         net.load_weights(state)
         return net
 
@@ -341,6 +359,32 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> Tuple[int, int]:
     if n_blocks < 0:
         raise ValueError(f"final layer model.{convs[-1]} implies {n_blocks} blocks")
     return c // EXPANSION, n_blocks
+
+
+def infer_widths(state: Mapping[str, torch.Tensor], n_blocks: Optional[int] = None) -> Dict[str, int]:
+    """The widths of DEFAULT_WIDTHS, read from the weight shapes (any of our layouts)."""
+    if n_blocks is None:
+        n_blocks = infer_config(state)[1]
+
+    def shape(key: str):
+        t = state.get(key)
+        if t is None and alias_of(key) is not None:
+            t = state.get(alias_of(key))
+        if t is None:
+            raise ValueError(f"missing key {key}: not an MSG-Net state dict")
+        return tuple(t.shape)
+
+    up1, last = 2 + n_blocks, 2 + n_blocks + 4
+    first = shape("model1.0.conv2d.weight")
+    final = shape(f"model.{last}.conv2d.weight")
+    return {
+        "c0": first[0],
+        "p1": shape("model1.3.conv_block.2.weight")[0],
+        "u1": shape(f"model.{up1}.conv_block.2.weight")[0],
+        "u2": shape(f"model.{up1 + 1}.conv_block.2.weight")[0],
+        "k_first": first[-1],
+        "k_last": final[-1],
+    }
 
 
 def load_state_dict_any(path: str) -> "collections.OrderedDict[str, torch.Tensor]":

