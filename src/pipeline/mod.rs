@@ -10,8 +10,11 @@
 
 pub mod capture_worker;
 pub mod inference_worker;
-pub mod latest;
 pub mod stats;
+
+/// The newest-wins channel, which lives in [`crate::latest`] (capture uses it too); re-exported
+/// here under its old path.
+pub use crate::latest;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
