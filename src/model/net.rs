@@ -200,7 +200,7 @@ impl MsgNet {
             None
         };
         let target = |t: &Tensor| match &own {
-            Some(g) => crate::style::mix_targets(g, t, strength),
+            Some(g) => super::mix_targets(g, t, strength),
             None => Ok(t.clone()),
         };
         let mixed = match targets {
@@ -211,17 +211,13 @@ impl MsgNet {
                 mask,
             } => {
                 let (_, _, h, w) = features.dims4()?;
-                let m = crate::style::resize_mask(mask, h, w)?.to_dtype(features.dtype())?;
+                let m = super::resize_mask(mask, h, w)?.to_dtype(features.dtype())?;
                 let y1 = self.ins.forward(&features, &target(first)?)?;
                 let y2 = self.ins.forward(&features, &target(second)?)?;
                 (y1.broadcast_mul(&m)? + y2.broadcast_mul(&m.affine(-1.0, 1.0)?)?)?
             }
         };
         self.decode(&mixed, xs.dims4()?)
-    }
-
-    pub fn inspiration(&self) -> &Inspiration {
-        &self.ins
     }
 
     /// Multiply-adds of one forward pass at `h x w` (the reference's count: upsampling 1x1
