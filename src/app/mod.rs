@@ -19,7 +19,7 @@ use winit::event::{ElementState, WindowEvent};
 use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop};
 use winit::window::{Fullscreen, Window, WindowId};
 
-use crate::capture::{CameraInfo, SourceConfig, SourceSpec};
+use crate::capture::{CameraInfo, SourceSpec};
 use crate::controls::Controls;
 use crate::pipeline::{Command, Output, Pipeline};
 use crate::settings::{self, Settings};
@@ -686,13 +686,4 @@ fn create_gfx(event_loop: &ActiveEventLoop, fullscreen: bool, kiosk: bool) -> Re
         pixels,
         framework,
     })
-}
-
-/// The pipeline's source settings from the command line.
-pub fn source_config(size: Option<(u32, u32)>, fps: Option<u32>) -> SourceConfig {
-    SourceConfig {
-        resolution: size,
-        fps,
-        ..SourceConfig::default()
-    }
 }
