@@ -105,6 +105,8 @@ impl Shell {
     }
 
     fn finish(mut self) -> Result<()> {
+        // Close the window first: what follows may wait a moment (bounded).
+        self.gfx = None;
         if let Some(p) = self.pipeline.take() {
             tracing::info!("at exit: {}", view::stats_line(&p.stats()));
             let report = p.shutdown();
