@@ -120,18 +120,24 @@ pub fn video_ui(ui: &mut egui::Ui, v: &VideoView) {
             );
         }
     }
+    // Where the next sign goes: under the overlay, if there is one.
+    let mut next_y = 8.0;
     if let Some(text) = overlay {
         let pos = area.left_top() + egui::vec2(8.0, 8.0);
-        let galley =
-            painter.layout_no_wrap(text.to_owned(), FontId::monospace(12.0), Color32::WHITE);
+        let galley = painter.layout(
+            text.to_owned(),
+            FontId::monospace(12.0),
+            Color32::WHITE,
+            (area.width() - 16.0).max(40.0),
+        );
         let bg = Rect::from_min_size(pos, galley.size()).expand(4.0);
         painter.rect_filled(bg, 4.0, Color32::from_black_alpha(160));
+        next_y += galley.size().y + 12.0;
         painter.galley(pos, galley, Color32::WHITE);
     }
     if let Some(what) = preparing {
-        let y = if overlay.is_some() { 34.0 } else { 8.0 };
         let at = Rect::from_min_size(
-            area.left_top() + egui::vec2(8.0, y),
+            area.left_top() + egui::vec2(8.0, next_y),
             egui::vec2(400.0, 24.0),
         );
         ui.scope_builder(egui::UiBuilder::new().max_rect(at), |ui| {

@@ -25,6 +25,7 @@ use crate::pipeline::{CaptureStatus, Command, InferenceError, InferenceStatus, O
 use crate::settings::{Settings, CLIP_SECS_RANGE};
 use crate::snapshot::{ClipRecorder, Countdown};
 pub use banners::{Banner, ERROR_SECS, NOTE_SECS};
+pub use read::{ClipState, PanelView};
 
 /// The longest side of a GIF clip's frames.
 pub const CLIP_SIDE: u32 = 480;
@@ -34,6 +35,8 @@ const STARTUP_WARNING: Duration = Duration::from_secs(10);
 const FIRST_FRAME_GRACE: Duration = Duration::from_secs(10);
 /// The overlay's numbers change even when the picture does not: redraw at least this often.
 const REDRAW_EVERY: Duration = Duration::from_millis(500);
+/// How often to redraw while the "preparing" spinner shows.
+const SPINNER_EVERY: Duration = Duration::from_millis(50);
 
 /// What the shell must do.
 #[derive(Debug)]
@@ -87,28 +90,6 @@ pub enum EntryStatus {
     Loading,
     /// A dropped image that could not be read: not listed.
     Failed,
-}
-
-/// The GIF clip button's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClipState {
-    Idle,
-    Recording,
-    Saving,
-}
-
-/// What the panel shows besides the settings it edits.
-pub struct PanelView<'a> {
-    pub styles: &'a [StyleEntry],
-    /// The current style's index in `styles`.
-    pub current: Option<usize>,
-    pub preparing: Option<&'a str>,
-    pub source: &'a str,
-    pub cameras: &'a [CameraInfo],
-    pub device: &'a str,
-    pub paused: bool,
-    pub fullscreen: bool,
-    pub clip: ClipState,
 }
 
 /// What the window is started with (besides the styles).
@@ -371,7 +352,13 @@ impl LiveState {
             self.shown_side_by_side = self.settings.side_by_side;
             fx.push(Effect::Upload);
         }
-        if now.saturating_duration_since(self.last_redraw) > REDRAW_EVERY {
+        // The spinner turns while a style is prepared.
+        let every = if self.view.preparing.is_some() {
+            SPINNER_EVERY
+        } else {
+            REDRAW_EVERY
+        };
+        if now.saturating_duration_since(self.last_redraw) > every {
             fx.push(Effect::Redraw);
         }
         self.sync(&mut fx);

@@ -4,6 +4,28 @@ use std::time::Instant;
 
 use super::*;
 
+/// The GIF clip button's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClipState {
+    Idle,
+    Recording,
+    Saving,
+}
+
+/// What the panel shows besides the settings it edits.
+pub struct PanelView<'a> {
+    pub styles: &'a [StyleEntry],
+    /// The current style's index in `styles`.
+    pub current: Option<usize>,
+    pub preparing: Option<&'a str>,
+    pub source: &'a str,
+    pub cameras: &'a [CameraInfo],
+    pub device: &'a str,
+    pub paused: bool,
+    pub fullscreen: bool,
+    pub clip: ClipState,
+}
+
 impl LiveState {
     pub fn banners(&self) -> Vec<Banner> {
         self.banners.visible()
