@@ -114,6 +114,11 @@ impl Shell {
                 tracing::warn!("a pipeline thread was still busy at exit: {report:?}");
             }
         }
+        for effect in self.state.on_exit(Instant::now()) {
+            if let Effect::Work(c) = effect {
+                self.worker.send(c);
+            }
+        }
         if !self.worker.finish(SAVE_AT_EXIT) {
             tracing::warn!("a snapshot or clip was still being saved at exit");
         }

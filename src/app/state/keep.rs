@@ -100,6 +100,17 @@ impl LiveState {
         Vec::new()
     }
 
+    /// The window closes: a clip being recorded is saved with what it has.
+    pub fn on_exit(&mut self, now: Instant) -> Vec<Effect> {
+        match &mut self.clip {
+            Some(clip) => {
+                clip.recorder.stop(now);
+                self.finish_clip(now)
+            }
+            None => Vec::new(),
+        }
+    }
+
     /// The clip has ended: the worker encodes and saves it.
     pub(super) fn finish_clip(&mut self, now: Instant) -> Vec<Effect> {
         let Some(clip) = self.clip.take() else {

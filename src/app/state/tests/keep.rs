@@ -111,3 +111,13 @@ fn file_tags_are_the_style_stem() {
     );
     assert_eq!(super::super::keep::file_tag("candy"), "candy");
 }
+
+#[test]
+fn a_clip_recording_when_the_window_closes_is_saved() {
+    let (mut st, t) = setup(|o| o.settings.clip_secs = 10);
+    assert_eq!(clip_of(&st.on_exit(t)), None, "nothing to save");
+    st.on_panel(PanelAction::Clip, t);
+    st.on_output(Ok(output(1, t)), t);
+    assert_eq!(clip_of(&st.on_exit(t + secs(0.5))), Some(1));
+    assert_eq!(st.clip_state(), ClipState::Saving);
+}
