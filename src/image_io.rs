@@ -8,42 +8,151 @@ use candle_core::{DType, Device, Tensor};
 use image::{imageops::FilterType, ImageFormat, RgbImage};
 use tempfile::NamedTempFile;
 
+mod jpeg;
+mod output;
+
+pub use output::{check_output, clean_stale, save, OutputFormat, STALE_AFTER};
+
+/// The largest picture stylecam decodes, in pixels (200 megapixels: the largest phone sensors).
+/// Larger files are refused from their header, before any pixel is decoded.
+pub const MAX_PIXELS: u64 = 200_000_000;
+/// What a decoder may allocate for one picture: [`MAX_PIXELS`] at 16-bit RGBA.
+pub const MAX_DECODE_BYTES: u64 = MAX_PIXELS * 8;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("{path}: cannot read the image: {source}")]
+    #[error("{path}: cannot read the {what}: {error}")]
     Read {
         path: PathBuf,
-        source: image::ImageError,
+        /// What the picture is for: "image", "style image", "mask", "photo".
+        what: &'static str,
+        error: image::ImageError,
     },
-    #[error("{path}: cannot write the image: {source}")]
+    #[error(
+        "{path}: not a picture stylecam reads (PNG, JPEG, WebP, BMP or GIF): it starts with \
+         {head}"
+    )]
+    UnknownFormat { path: PathBuf, head: String },
+    #[error(
+        "{path}: the {what} is cut short (its data ends before the picture is complete): copy \
+         or export the file again"
+    )]
+    Truncated { path: PathBuf, what: &'static str },
+    #[error(
+        "{path}: the {what} is {width}x{height} ({mp:.1} megapixels), over the limit of {cap} \
+         megapixels: scale it down first",
+        mp = *width as f64 * *height as f64 / 1e6,
+        cap = MAX_PIXELS / 1_000_000
+    )]
+    TooLarge {
+        path: PathBuf,
+        what: &'static str,
+        width: u32,
+        height: u32,
+    },
+    #[error(
+        "{path}: decoding the {what} needs more memory than the limit of {limit} MB for one \
+         picture: scale it down first",
+        limit = MAX_DECODE_BYTES >> 20
+    )]
+    DecodeMemory { path: PathBuf, what: &'static str },
+    #[error("{path}: cannot write the image: {error}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path} already exists (pass --force to overwrite it)")]
     Exists { path: PathBuf },
+    #[error("{path}: {reason}")]
+    BadOutput { path: PathBuf, reason: String },
     #[error("{0}")]
     Tensor(#[from] candle_core::Error),
 }
 
-/// Reads any supported image file as RGB.
+/// Reads any supported image file as RGB, turned upright as its EXIF orientation says.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageError> {
-    let img = image::ImageReader::open(path)
-        .map_err(|e| ImageError::Read {
-            path: path.into(),
-            source: image::ImageError::IoError(e),
-        })?
+    load_as(path, "image")
+}
+
+/// [`load_rgb`], with `what` the picture is for ("style image", "mask", ...) in messages.
+///
+/// The format comes from the first bytes; the size from the header, checked against
+/// [`MAX_PIXELS`] before decoding; a JPEG must end with its end-of-image marker (decoders fill
+/// a cut-off JPEG with grey without a word).
+pub fn load_as(path: &Path, what: &'static str) -> Result<RgbImage, ImageError> {
+    let read = |error| ImageError::Read {
+        path: path.into(),
+        what,
+        error,
+    };
+    let io = |e| read(image::ImageError::IoError(e));
+    let file = File::open(path).map_err(io)?;
+    let mut reader = image::ImageReader::new(io::BufReader::new(file))
         .with_guessed_format()
-        .map_err(|e| ImageError::Read {
+        .map_err(io)?;
+    let Some(format) = reader.format() else {
+        return Err(ImageError::UnknownFormat {
             path: path.into(),
-            source: image::ImageError::IoError(e),
-        })?
-        .decode()
-        .map_err(|source| ImageError::Read {
+            head: first_bytes(path),
+        });
+    };
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| decode_error(path, what, e))?;
+    let (width, height) = image::ImageDecoder::dimensions(&decoder);
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(ImageError::TooLarge {
             path: path.into(),
-            source,
-        })?;
-    Ok(img.to_rgb8())
+            what,
+            width,
+            height,
+        });
+    }
+    let orientation = image::ImageDecoder::orientation(&mut decoder)
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img =
+        image::DynamicImage::from_decoder(decoder).map_err(|e| decode_error(path, what, e))?;
+    if format == ImageFormat::Jpeg && !jpeg::is_complete(path).map_err(io)? {
+        return Err(ImageError::Truncated {
+            path: path.into(),
+            what,
+        });
+    }
+    img.apply_orientation(orientation);
+    Ok(img.into_rgb8())
+}
+
+fn decode_error(path: &Path, what: &'static str, error: image::ImageError) -> ImageError {
+    match error {
+        image::ImageError::Limits(_) => ImageError::DecodeMemory {
+            path: path.into(),
+            what,
+        },
+        error => ImageError::Read {
+            path: path.into(),
+            what,
+            error,
+        },
+    }
+}
+
+/// The first 8 bytes of a file in hex, for messages.
+fn first_bytes(path: &Path) -> String {
+    let mut head = [0u8; 8];
+    let n = File::open(path)
+        .and_then(|mut f| io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    if n == 0 {
+        return "nothing: the file is empty".into();
+    }
+    head[..n]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Squashes an image to `size x size` as the reference does for style images (Lanczos, like
@@ -98,32 +207,9 @@ pub fn to_image(t: &Tensor) -> candle_core::Result<RgbImage> {
 }
 
 /// Writes a PNG atomically: a temporary file in the same folder, then a rename. An existing file
-/// is kept unless `overwrite`.
+/// is kept unless `overwrite` (and only a regular file is ever replaced).
 pub fn save_png(img: &RgbImage, path: &Path, overwrite: bool) -> Result<(), ImageError> {
-    let io_err = |source| ImageError::Write {
-        path: path.into(),
-        source,
-    };
-    if !overwrite && path.exists() {
-        return Err(ImageError::Exists { path: path.into() });
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp =
-        write_temp(&dir, ".png.part", |w| encode(img, w, ImageFormat::Png)).map_err(io_err)?;
-    if overwrite {
-        tmp.persist(path).map_err(|e| io_err(e.error))?;
-    } else {
-        // persist_noclobber fails instead of replacing a file that appeared meanwhile.
-        tmp.persist_noclobber(path)
-            .map_err(|e| match e.error.kind() {
-                io::ErrorKind::AlreadyExists => ImageError::Exists { path: path.into() },
-                _ => io_err(e.error),
-            })?;
-    }
-    Ok(())
+    output::save_as(img, path, overwrite, OutputFormat::Png)
 }
 
 /// Encodes `img` as `format` into `w`, with the encoder's errors as I/O errors (an `RgbImage`
@@ -143,19 +229,31 @@ pub fn io_error(e: image::ImageError) -> io::Error {
 /// How many numbered names [`persist_numbered`] tries before giving up.
 pub const MAX_NUMBERED: u32 = 1000;
 
+/// The name every temporary file of stylecam's starts with.
+pub const TEMP_PREFIX: &str = ".stylecam-";
+
 /// Writes a new file's bytes into a hidden temporary file (`.stylecam-*<suffix>`) in `dir` and
 /// syncs it, ready to be moved into place in one step by [`persist_numbered`] or
 /// `NamedTempFile::persist`. If `write` fails, or the result is dropped unpersisted, the
-/// temporary file is removed: nothing half-written is ever left under a real name.
+/// temporary file is removed: nothing half-written is ever left under a real name. Ctrl-C
+/// removes it too ([`crate::interrupt`]), and stale ones of earlier runs in `dir` are removed
+/// first ([`clean_stale`]). The file is created with mode 0666 less the umask, as any new file.
 pub fn write_temp(
     dir: &Path,
     suffix: &str,
     write: impl FnOnce(&mut BufWriter<&File>) -> io::Result<()>,
 ) -> io::Result<NamedTempFile> {
-    let tmp = tempfile::Builder::new()
-        .prefix(".stylecam-")
-        .suffix(suffix)
-        .tempfile_in(dir)?;
+    clean_stale(dir);
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX).suffix(suffix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // open(2) takes the umask off, as for any new file; tempfile's default is 0600.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let tmp = builder.tempfile_in(dir)?;
+    crate::interrupt::track(tmp.path());
     {
         let mut w = BufWriter::new(tmp.as_file());
         write(&mut w)?;

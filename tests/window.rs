@@ -229,14 +229,20 @@ fn launch(x: &Xvfb, tmp: &Path, exit_after: &str) -> (Child, Log) {
 /// As [`launch`], with `extra` more styles.
 fn launch_with_styles(x: &Xvfb, tmp: &Path, exit_after: &str, extra: usize) -> (Child, Log) {
     let styles = style_dir(tmp, extra);
-    let mut app = stylecam()
-        .args(["--source", "test-pattern", "--model"])
+    let mut cmd = app_command(x, tmp, &styles, exit_after);
+    cmd.arg("--style").arg(styles.join("alpha.png"));
+    start(cmd)
+}
+
+/// The app on the test pattern with the fixture model, the style folder `styles`, its data,
+/// settings and snapshots under `tmp`, logging at info; no `--style`.
+fn app_command(x: &Xvfb, tmp: &Path, styles: &Path, exit_after: &str) -> Command {
+    let mut cmd = stylecam();
+    cmd.args(["--source", "test-pattern", "--model"])
         .arg(fixtures().join("parity/tiny_ngf16_b1.safetensors"))
-        .arg("--style")
-        .arg(styles.join("alpha.png"))
         .args(["--exit-after", exit_after])
         .arg("--styles")
-        .arg(&styles)
+        .arg(styles)
         .arg("--data-dir")
         .arg(tmp.join("data"))
         .arg("--snapshot-dir")
@@ -248,9 +254,13 @@ fn launch_with_styles(x: &Xvfb, tmp: &Path, exit_after: &str, extra: usize) -> (
         .env("STYLECAM_CONFIG_DIR", tmp.join("config"))
         .env("STYLECAM_LOG", "stylecam=info")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start stylecam");
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Spawns `cmd` and waits for its first frame.
+fn start(mut cmd: Command) -> (Child, Log) {
+    let mut app = cmd.spawn().expect("start stylecam");
     let log = Log::follow(app.stderr.take().unwrap());
     let shown = log.wait_for("first frame shown", Duration::from_secs(60));
     assert!(shown, "no frame was shown; the app said:\n{}", log.text());
@@ -526,4 +536,63 @@ fn every_control_is_reachable_at_800x600() {
     let status = wait_exit(&mut app, &log, Duration::from_secs(20));
     assert!(status.success(), "exit status {status}:\n{}", log.text());
     assert!(log.text().contains("quit from the panel"), "{}", log.text());
+}
+
+/// Bug 2 of issue #16: a style picture saved in the settings (one dropped on the window) and
+/// damaged since, or `--style BROKEN.png`, used to keep the window from opening (exit 1 on every
+/// launch). It must open with another style and a banner that names the file and the way out.
+#[test]
+fn a_broken_saved_style_opens_with_a_banner() {
+    if !tools_present() {
+        return;
+    }
+    let x = Xvfb::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let styles = style_dir(tmp.path(), 0);
+    let dropped = tmp.path().join("dropped.png");
+    std::fs::copy(fixtures().join("parity/img_style.png"), &dropped).unwrap();
+
+    // First launch: the dropped picture is the style, and the settings remember it.
+    let mut cmd = app_command(&x, tmp.path(), &styles, "1");
+    cmd.arg("--style").arg(&dropped);
+    let (mut app, log) = start(cmd);
+    let status = wait_exit(&mut app, &log, Duration::from_secs(60));
+    assert!(status.success(), "{}", log.text());
+    let saved = std::fs::read_to_string(tmp.path().join("config/settings.json")).unwrap();
+    assert!(saved.contains("dropped.png"), "{saved}");
+
+    // The picture is damaged; the next launch has no --style.
+    std::fs::write(&dropped, b"\x89PNG\r\n\x1a\n damaged").unwrap();
+    let (mut app, log) = start(app_command(&x, tmp.path(), &styles, "4"));
+    let text = log.text();
+    assert!(
+        text.contains("dropped.png") && text.contains("settings.json"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--no-settings") && text.contains("Started with alpha"),
+        "{text}"
+    );
+    let window = focus(&x);
+    std::thread::sleep(Duration::from_millis(1000));
+    // For a person to look at (STYLECAM_SCREENSHOT_DIR): the banner over the video.
+    screenshot(
+        &x.display,
+        &window,
+        &tmp.path().join("broken-saved-style.png"),
+    );
+    let status = wait_exit(&mut app, &log, Duration::from_secs(60));
+    assert!(status.success(), "{}", log.text());
+
+    // --style with the broken picture: the same, naming --style.
+    let mut cmd = app_command(&x, tmp.path(), &styles, "1");
+    cmd.arg("--style").arg(&dropped).arg("--no-settings");
+    let (mut app, log) = start(cmd);
+    let text = log.text();
+    assert!(
+        text.contains("dropped.png") && text.contains("--style"),
+        "{text}"
+    );
+    let status = wait_exit(&mut app, &log, Duration::from_secs(60));
+    assert!(status.success(), "{}", log.text());
 }

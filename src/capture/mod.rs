@@ -142,6 +142,8 @@ impl Default for SourceConfig {
 pub const DEFAULT_SIZE: (u32, u32) = (640, 480);
 /// Default frame rate of every source.
 pub const DEFAULT_FPS: u32 = 30;
+/// The highest rate `--fps` takes (the command line refuses more, and 0).
+pub const MAX_FPS: u32 = 240;
 
 impl SourceConfig {
     /// A camera size and rate as the command line gives them (`--camera-size`, `--fps`), with
@@ -156,7 +158,7 @@ impl SourceConfig {
 
     /// The rate a self-paced source (pattern, image, slideshow) runs at.
     pub fn paced_fps(&self) -> u32 {
-        self.fps.unwrap_or(DEFAULT_FPS).clamp(5, 240)
+        self.fps.unwrap_or(DEFAULT_FPS).clamp(1, MAX_FPS)
     }
 }
 

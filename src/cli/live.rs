@@ -14,6 +14,8 @@ use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::settings;
 use crate::style::Aspect;
 
+mod style_check;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct LiveArgs {
     #[command(flatten)]
@@ -25,8 +27,9 @@ pub struct LiveArgs {
     /// Ask the camera for this resolution, e.g. 1280x720 (the nearest it offers is used).
     #[arg(long, value_name = "WxH")]
     pub camera_size: Option<Size>,
-    /// Ask the camera (or pace the test pattern and slideshow) at this many frames per second.
-    #[arg(long)]
+    /// Ask the camera (or pace the test pattern and slideshow) at this many frames per second,
+    /// 1 to 240.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=crate::capture::MAX_FPS as i64))]
     pub fps: Option<u32>,
     /// The style to start with: a name from the style folder or an image's path.
     #[arg(long)]
@@ -111,6 +114,20 @@ pub fn run(a: LiveArgs) -> Result<()> {
             c.second_style = None;
         }
     }
+    // A style picture that cannot be read (one dropped on the window and damaged since, or
+    // --style BROKEN.png) must not keep the window shut: start with another, and say so.
+    let mut warnings: Vec<String> = warning.into_iter().collect();
+    let from_flag = style_arg.is_some();
+    warnings.extend(style_check::check(
+        &bank,
+        c,
+        from_flag,
+        settings_path.as_deref(),
+    )?);
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let unreadable_flag_style = from_flag && style_arg.as_deref() != Some(c.style.as_str());
     if let Some(b) = a.brush {
         c.brush = b;
     }
@@ -141,7 +158,7 @@ pub fn run(a: LiveArgs) -> Result<()> {
             (s.name.clone(), s.name.clone(), swatch)
         })
         .collect();
-    if let Some(s) = &style_arg {
+    if let Some(s) = style_arg.as_ref().filter(|_| !unreadable_flag_style) {
         if bank.get(s).is_none() {
             let p = PathBuf::from(s);
             let label = crate::style::Style::from_path(&p).name;
@@ -173,7 +190,7 @@ pub fn run(a: LiveArgs) -> Result<()> {
         WindowOptions {
             settings,
             settings_path,
-            startup_warning: warning,
+            startup_warning: (!warnings.is_empty()).then(|| warnings.join("\n")),
             styles,
             kiosk: a.kiosk,
             fullscreen: a.fullscreen,

@@ -6,6 +6,7 @@ mod fetch;
 mod inspect;
 pub mod live;
 mod parity;
+mod report;
 mod stylize;
 
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use clap::{Parser, Subcommand};
 use crate::assets::{self, Assets};
 use crate::device::DeviceSpec;
 use crate::paths::DataDir;
+pub use report::{colour, error_text};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -1,7 +1,10 @@
 //! `stylecam stylize`: photos through MSG-Net, with the creative controls. One file to one
 //! file (`-o OUT.png`), or any number of files, folders and globs into `--output DIR`.
 
+mod budget;
+
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -36,8 +39,9 @@ pub struct Args {
     /// statistics (no style); in between, the targets are interpolated.
     #[arg(long, default_value_t = 1.0, value_parser = unit)]
     pub strength: f64,
-    /// With two styles: 0 is the first only, 1 the second only.
-    #[arg(long, value_parser = unit)]
+    /// With two styles: blend them everywhere, 0 the first only, 1 the second only. (--split
+    /// and --mask place each style in its own region instead.)
+    #[arg(long, value_parser = unit, conflicts_with_all = ["split", "mask"])]
     pub mix: Option<f64>,
     /// With two styles: the first fills the left (vertical), top (horizontal) or centre (radial).
     #[arg(long, conflicts_with = "mask")]
@@ -54,10 +58,16 @@ pub struct Args {
     pub content_size: Option<u32>,
     #[command(flatten)]
     pub device: DeviceArg,
-    /// Overwrite outputs that exist.
+    /// Overwrite outputs that exist (regular files only: never folders, links or devices).
     #[arg(long)]
     pub force: bool,
-    /// Where to write the RGB PNG when stylising one photo.
+    /// The most memory stylising one photo may take, as 1500M or 4G. Default: most of the
+    /// memory available now. A photo that needs more is refused before any work, with the
+    /// --content-size that fits.
+    #[arg(long, value_name = "SIZE", value_parser = budget::parse_bytes)]
+    pub max_memory: Option<u64>,
+    /// Where to write the result when stylising one photo: .png, .jpg/.jpeg, .webp or .bmp,
+    /// by the name's extension.
     #[arg(short = 'o', long = "out", conflicts_with = "output_dir")]
     pub out: Option<PathBuf>,
     /// The folder for the results (created if needed), named PHOTO-STYLE.png.
@@ -135,9 +145,7 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
 }
 
 fn load_mask(path: &Path, w: u32, h: u32, dev: &Device) -> Result<Tensor> {
-    let img = image::open(path)
-        .with_context(|| format!("{}: cannot read the mask image", path.display()))?
-        .to_luma8();
+    let img = image::DynamicImage::ImageRgb8(image_io::load_as(path, "mask")?).to_luma8();
     let img = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
     let v: Vec<f32> = img.pixels().map(|p| p[0] as f32 / 255.0).collect();
     Ok(Tensor::from_vec(v, (1, 1, h as usize, w as usize), dev)?)
@@ -148,15 +156,23 @@ struct Job<'a> {
     args: &'a Args,
     net: &'a MsgNet,
     targets: Vec<Tensor>,
+    budget: budget::Budget,
+    /// Set by Ctrl-C.
+    cancel: &'a AtomicBool,
 }
 
 impl Job<'_> {
     fn run(&self, input: &Path, output: &Path) -> Result<()> {
         let a = self.args;
         let dev = self.net.device();
-        let mut img = image_io::load_rgb(input)?;
-        if let Some(w) = a.content_size {
-            img = image_io::resize_to_width(&img, w);
+        // Before any work: the output may be written, the picture fits the memory budget.
+        image_io::check_output(output, a.force)?;
+        let mut img = image_io::load_as(input, "photo")?;
+        let (w, h) = budget::working_size(img.dimensions(), a.content_size);
+        self.budget
+            .check(input, (w, h), self.net, a.content_size.is_some())?;
+        if a.content_size.is_some() {
+            img = image_io::resize_to(&img, w, h);
         }
         let content = image_io::to_tensor(&img, dev, DType::F32)?;
         let (w, h) = img.dimensions();
@@ -188,7 +204,10 @@ impl Job<'_> {
         } else {
             out
         };
-        image_io::save_png(&image_io::to_image(&out)?, output, a.force)?;
+        if self.cancel.load(Ordering::Acquire) {
+            bail!("interrupted (Ctrl-C)");
+        }
+        image_io::save(&image_io::to_image(&out)?, output, a.force)?;
         Ok(())
     }
 }
@@ -197,7 +216,12 @@ impl Job<'_> {
 fn plan(a: &Args, inputs: &[PathBuf], style_tag: &str) -> Result<Vec<(PathBuf, PathBuf)>> {
     match (&a.out, &a.output_dir) {
         (Some(out), None) => match inputs {
-            [one] => Ok(vec![(one.clone(), out.clone())]),
+            [one] => {
+                // Before loading anything: a name stylecam can write, in a format it knows.
+                image_io::OutputFormat::from_path(out)?;
+                image_io::check_output(out, a.force)?;
+                Ok(vec![(one.clone(), out.clone())])
+            }
             _ => bail!(
                 "{} photos given but -o names one file: use --output DIR for several",
                 inputs.len()
@@ -239,6 +263,7 @@ fn plan(a: &Args, inputs: &[PathBuf], style_tag: &str) -> Result<Vec<(PathBuf, P
 pub fn run(a: Args) -> Result<()> {
     check(&a)?;
     let inputs = expand_inputs(&a.inputs)?;
+    let cancel = crate::interrupt::on_ctrl_c();
     let dev = a.device.open();
     let loaded = a.assets.load(&dev, false)?;
     let styles = a
@@ -268,12 +293,18 @@ pub fn run(a: Args) -> Result<()> {
     let size = crate::controls::brushed_size(a.style_size, a.brush);
     let targets = styles
         .iter()
-        .map(|s| cache.target(&loaded.model.net, s, size, a.style_aspect))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|s| {
+            cache
+                .target(&loaded.model.net, s, size, a.style_aspect)
+                .with_context(|| format!("--style {}", s.name))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let job = Job {
         args: &a,
         net: &loaded.model.net,
         targets,
+        budget: budget::Budget::new(a.max_memory),
+        cancel: &cancel,
     };
 
     let bar = if jobs.len() > 1 {
@@ -286,19 +317,37 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         ProgressBar::hidden()
     };
+    // One line per photo in batch mode, above the bar (or plainly when stderr is no terminal).
+    let say = |line: String| {
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
     let mut failed = Vec::new();
     for (input, output) in &jobs {
+        if cancel.load(Ordering::Acquire) {
+            break;
+        }
         bar.set_message(input.display().to_string());
         match job.run(input, output) {
-            Ok(()) => bar.println(format!("wrote {}", output.display())),
+            Ok(()) if jobs.len() > 1 => say(format!("wrote {}", output.display())),
+            Ok(()) => {}
             Err(e) => {
-                bar.println(format!("failed {}: {e:#}", input.display()));
-                failed.push((input.clone(), format!("{e:#}")));
+                let e = super::error_text(&e);
+                if jobs.len() > 1 {
+                    say(format!("failed: {e}"));
+                }
+                failed.push(e);
             }
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if cancel.load(Ordering::Acquire) {
+        bail!("interrupted (Ctrl-C): the picture being made was not written, and no partial file is left");
+    }
     if jobs.len() > 1 {
         eprintln!(
             "stylised {} of {} photos with {style_tag}",
@@ -308,12 +357,11 @@ pub fn run(a: Args) -> Result<()> {
     }
     match failed.as_slice() {
         [] => Ok(()),
-        [(_, e)] if jobs.len() == 1 => bail!("{e}"),
-        _ => {
-            for (p, e) in &failed {
-                eprintln!("  failed: {}: {e}", p.display());
-            }
-            bail!("{} of {} photos failed", failed.len(), jobs.len())
-        }
+        [e] if jobs.len() == 1 => bail!("{e}"),
+        _ => bail!(
+            "{} of {} photos failed (said above)",
+            failed.len(),
+            jobs.len()
+        ),
     }
 }

@@ -4,6 +4,7 @@ mod backend;
 mod layers;
 mod net;
 mod targets;
+pub mod tiled;
 pub mod weights;
 
 use sha2::Digest;

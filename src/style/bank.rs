@@ -347,7 +347,7 @@ impl TargetCache {
             return Ok(t);
         }
         tracing::info!("style target {} at {size}: computing", style.display());
-        let img = aspect.resize(&image_io::load_rgb(style)?, size);
+        let img = aspect.resize(&image_io::load_as(style, "style image")?, size);
         let target = image_io::to_tensor(&img, net.device(), DType::F32)
             .and_then(|x| net.style_target(&x))
             .map_err(|source| BankError::Target {

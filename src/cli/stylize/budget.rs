@@ -1,0 +1,180 @@
+//! How much memory stylising one photo takes, and the budget it must fit: a photo that does not
+//! fit is refused before any work, with the `--content-size` that would fit (rather than taking
+//! the machine down, as a 48-megapixel photo did: about 1 GB per megapixel).
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use crate::image_io::MAX_PIXELS;
+use crate::model::MsgNet;
+
+/// Share of the memory available at start that the default budget takes.
+const AVAILABLE_SHARE: f64 = 0.75;
+
+/// Peak memory of one whole forward pass, in bytes per input pixel, per channel of the widest
+/// full-resolution layer (`u2`, the last upsampling block's width, times its expansion of 4),
+/// measured on the CPU (docs/MEMORY.md).
+const BYTES_PER_PIXEL_PER_CHANNEL: f64 = 17.0;
+/// Memory that does not grow with the picture: the binary, weights, style targets.
+const BASE_BYTES: f64 = 300e6;
+
+/// The memory budget for one photo.
+pub struct Budget {
+    bytes: Option<u64>,
+    /// Where the number comes from, for messages.
+    from: &'static str,
+}
+
+impl Budget {
+    /// `--max-memory`, else [`AVAILABLE_SHARE`] of the memory available now (none where that
+    /// cannot be read).
+    pub fn new(max_memory: Option<u64>) -> Self {
+        match max_memory {
+            Some(b) => Self {
+                bytes: Some(b),
+                from: "--max-memory",
+            },
+            None => Self {
+                bytes: available_memory().map(|a| (a as f64 * AVAILABLE_SHARE) as u64),
+                from: "three quarters of the memory available; --max-memory sets it",
+            },
+        }
+    }
+
+    /// Refuses a `w`x`h` working picture over the pixel cap or the budget, naming `input`, the
+    /// size, the need and the limit, and the `--content-size` that fits.
+    pub fn check(
+        &self,
+        input: &Path,
+        (w, h): (u32, u32),
+        net: &MsgNet,
+        resized: bool,
+    ) -> Result<()> {
+        let pixels = u64::from(w) * u64::from(h);
+        let mp = pixels as f64 / 1e6;
+        let how = if resized { " at --content-size" } else { "" };
+        if pixels > MAX_PIXELS {
+            bail!(
+                "{}: the photo is {w}x{h}{how} ({mp:.1} megapixels), over the limit of {} \
+                 megapixels: pass a smaller --content-size",
+                input.display(),
+                MAX_PIXELS / 1_000_000
+            );
+        }
+        let need = estimate(net, pixels);
+        let Some(limit) = self.bytes else {
+            return Ok(());
+        };
+        if need > limit as f64 {
+            let fits = fitting_width(net, limit, w, h);
+            bail!(
+                "{}: stylising the photo at {w}x{h}{how} ({mp:.1} megapixels) needs about {}, \
+                 more than the memory budget of {} ({}): pass --content-size {fits} or smaller",
+                input.display(),
+                gb(need),
+                gb(limit as f64),
+                self.from
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Full-resolution channels that the estimate scales with.
+fn channels(net: &MsgNet) -> f64 {
+    (net.config().widths.u2 * 4) as f64
+}
+
+/// Bytes one forward pass over `pixels` takes at its peak.
+pub fn estimate(net: &MsgNet, pixels: u64) -> f64 {
+    BASE_BYTES + pixels as f64 * channels(net) * BYTES_PER_PIXEL_PER_CHANNEL
+}
+
+/// The widest `--content-size` (a multiple of 16) at which a `w`x`h` photo fits `limit`.
+fn fitting_width(net: &MsgNet, limit: u64, w: u32, h: u32) -> u32 {
+    let per_pixel = channels(net) * BYTES_PER_PIXEL_PER_CHANNEL;
+    let pixels = ((limit as f64 - BASE_BYTES) / per_pixel).max(0.0);
+    let aspect = f64::from(w) / f64::from(h.max(1));
+    let width = (pixels * aspect).sqrt() as u32;
+    (width / 16 * 16).max(16)
+}
+
+fn gb(bytes: f64) -> String {
+    if bytes >= 1e9 {
+        format!("{:.1} GB", bytes / 1e9)
+    } else {
+        format!("{:.0} MB", bytes / 1e6)
+    }
+}
+
+/// `MemAvailable` from /proc/meminfo, in bytes (Linux; `None` elsewhere).
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The picture's size after `--content-size` (the width; the height follows the aspect ratio,
+/// rounded down, at least 8, as [`crate::image_io::resize_to_width`] does), without resizing.
+pub fn working_size((w, h): (u32, u32), content_size: Option<u32>) -> (u32, u32) {
+    match content_size {
+        None => (w, h),
+        Some(cw) => {
+            let nh = u64::from(cw) * u64::from(h) / u64::from(w.max(1));
+            (cw, u32::try_from(nh).unwrap_or(u32::MAX).max(8))
+        }
+    }
+}
+
+/// A size in bytes: a number with an optional K, M, G or T (powers of 1024; `B`, `iB` and
+/// lower case allowed): `1500M`, `4G`, `2GiB`.
+pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
+    let bad = || format!("`{s}` is not a memory size: write it as 1500M or 4G");
+    let t = s.trim();
+    let t = t.strip_suffix(['b', 'B']).unwrap_or(t);
+    let t = t.strip_suffix('i').unwrap_or(t);
+    let (num, shift) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 10),
+        Some('M') => (&t[..t.len() - 1], 20),
+        Some('G') => (&t[..t.len() - 1], 30),
+        Some('T') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let v: f64 = num.trim().parse().map_err(|_| bad())?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(bad());
+    }
+    let bytes = v * (1u64 << shift) as f64;
+    if bytes < (64u64 << 20) as f64 {
+        return Err(format!(
+            "`{s}` is too little memory to stylise anything: give at least 64M"
+        ));
+    }
+    Ok(bytes.min(u64::MAX as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_in_binary_units() {
+        assert_eq!(parse_bytes("1500M"), Ok(1500 << 20));
+        assert_eq!(parse_bytes("4G"), Ok(4 << 30));
+        assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_bytes("0.5g"), Ok(512 << 20));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("-1G").is_err());
+        assert!(parse_bytes("1K").unwrap_err().contains("at least 64M"));
+    }
+
+    #[test]
+    fn content_size_never_overflows() {
+        assert_eq!(working_size((5, 2000), Some(8192)), (8192, 3_276_800));
+        assert_eq!(working_size((640, 480), Some(320)), (320, 240));
+        assert_eq!(working_size((4000, 10), Some(16)), (16, 8));
+        assert_eq!(working_size((1, u32::MAX), Some(8192)), (8192, u32::MAX));
+    }
+}
