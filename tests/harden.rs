@@ -29,6 +29,17 @@ fn stylize() -> Command {
     c
 }
 
+/// [`stylize`] of one `photo` into `out` with the fixture style.
+fn stylize_one(photo: impl AsRef<std::ffi::OsStr>, out: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = stylize();
+    c.arg("--style")
+        .arg(parity("img_style.png"))
+        .arg(photo)
+        .arg("-o")
+        .arg(out);
+    c
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -100,14 +111,7 @@ fn exif_orientation_is_followed_in_stylize_and_in_image_sources() {
 
     // stylize.
     let out = dir.path().join("out.png");
-    succeeds(
-        stylize()
-            .arg("--style")
-            .arg(parity("img_style.png"))
-            .arg(&photo)
-            .arg("-o")
-            .arg(&out),
-    );
+    succeeds(&mut stylize_one(&photo, &out));
     assert_eq!(
         image::open(&out).unwrap().into_rgb8().dimensions(),
         (48, 64)
@@ -126,14 +130,7 @@ fn a_truncated_jpeg_is_refused_by_name() {
     let photo = dir.path().join("cut.jpg");
     std::fs::write(&photo, &jpeg[..jpeg.len() * 4 / 10]).unwrap();
     let out = dir.path().join("out.png");
-    let err = fails(
-        stylize()
-            .arg("--style")
-            .arg(parity("img_style.png"))
-            .arg(&photo)
-            .arg("-o")
-            .arg(&out),
-    );
+    let err = fails(&mut stylize_one(&photo, &out));
     assert!(
         err.contains("cut.jpg") && err.contains("cut short"),
         "{err}"
@@ -176,15 +173,7 @@ fn force_never_replaces_anything_but_a_regular_file() {
         (&link, "symbolic link"),
         (&folder, "is a folder"),
     ] {
-        let err = fails(
-            stylize()
-                .arg("--force")
-                .arg("--style")
-                .arg(parity("img_style.png"))
-                .arg(parity("img_content.png"))
-                .arg("-o")
-                .arg(target),
-        );
+        let err = fails(stylize_one(parity("img_content.png"), target).arg("--force"));
         assert!(err.contains(says), "{err}");
     }
     assert!(std::fs::symlink_metadata(&fifo)
@@ -207,12 +196,7 @@ fn outputs_follow_the_umask_and_a_replaced_file_keeps_its_mode() {
     let out = dir.path().join("out.png");
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     let run = |umask: &str, force: bool| {
-        let mut cmd = stylize();
-        cmd.arg("--style")
-            .arg(parity("img_style.png"))
-            .arg(parity("img_content.png"))
-            .arg("-o")
-            .arg(&out);
+        let mut cmd = stylize_one(parity("img_content.png"), &out);
         if force {
             cmd.arg("--force");
         }
@@ -258,14 +242,10 @@ fn stale_temporary_files_are_removed_and_fresh_ones_kept() {
             .set_modified(hour_ago)
             .unwrap();
     }
-    succeeds(
-        stylize()
-            .arg("--style")
-            .arg(parity("img_style.png"))
-            .arg(parity("img_content.png"))
-            .arg("-o")
-            .arg(dir.path().join("out.png")),
-    );
+    succeeds(&mut stylize_one(
+        parity("img_content.png"),
+        dir.path().join("out.png"),
+    ));
     assert!(!stale.exists(), "a stale temporary file was left");
     assert!(
         fresh.exists(),
@@ -323,14 +303,7 @@ fn out_writes_the_format_its_name_says() {
         ("o.png", &b"\x89PNG"[..]),
     ] {
         let out = dir.path().join(name);
-        succeeds(
-            stylize()
-                .arg("--style")
-                .arg(parity("img_style.png"))
-                .arg(parity("img_content.png"))
-                .arg("-o")
-                .arg(&out),
-        );
+        succeeds(&mut stylize_one(parity("img_content.png"), &out));
         let bytes = std::fs::read(&out).unwrap();
         assert!(bytes.starts_with(magic), "{name}: {:02x?}", &bytes[..4]);
         assert_eq!(
@@ -339,14 +312,7 @@ fn out_writes_the_format_its_name_says() {
         );
     }
     let out = dir.path().join("o.tiff");
-    let err = fails(
-        stylize()
-            .arg("--style")
-            .arg(parity("img_style.png"))
-            .arg(parity("img_content.png"))
-            .arg("-o")
-            .arg(&out),
-    );
+    let err = fails(&mut stylize_one(parity("img_content.png"), &out));
     assert!(err.contains(".tiff") && err.contains(".jpg"), "{err}");
     assert!(!out.exists());
 }
@@ -380,28 +346,17 @@ fn existing_output_is_found_before_any_work() {
     // The photo is broken: had it been read first, that would be the error.
     let photo = dir.path().join("broken.jpg");
     std::fs::write(&photo, b"\xff\xd8 not a jpeg").unwrap();
-    let err = fails(
-        stylize()
-            .arg("--style")
-            .arg(parity("img_style.png"))
-            .arg(&photo)
-            .arg("-o")
-            .arg(&out),
-    );
+    let err = fails(&mut stylize_one(&photo, &out));
     assert!(
         err.contains("already exists") && err.contains("--force"),
         "{err}"
     );
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
     // A missing folder is named as the folder to create, not as a temporary file.
-    let err = fails(
-        stylize()
-            .arg("--style")
-            .arg(parity("img_style.png"))
-            .arg(parity("img_content.png"))
-            .arg("-o")
-            .arg(dir.path().join("no/such/out.png")),
-    );
+    let err = fails(&mut stylize_one(
+        parity("img_content.png"),
+        dir.path().join("no/such/out.png"),
+    ));
     assert!(
         err.contains("no/such does not exist") && err.contains("create it"),
         "{err}"
@@ -474,13 +429,8 @@ fn style_pair(dir: &Path) -> PathBuf {
 #[test]
 fn no_colour_codes_when_stderr_is_not_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let o = stylize()
+    let o = stylize_one(parity("img_content.png"), dir.path().join("o.png"))
         .env("STYLECAM_LOG", "stylecam=info")
-        .arg("--style")
-        .arg(parity("img_style.png"))
-        .arg(parity("img_content.png"))
-        .arg("-o")
-        .arg(dir.path().join("o.png"))
         .output()
         .unwrap();
     let err = stderr(&o);
@@ -533,14 +483,7 @@ fn huge_pictures_are_refused_with_their_size_and_the_limit() {
     let huge = dir.path().join("huge.png");
     std::fs::write(&huge, png_header(30_000, 30_000)).unwrap();
     let start = Instant::now();
-    let err = fails(
-        stylize()
-            .arg("--style")
-            .arg(parity("img_style.png"))
-            .arg(&huge)
-            .arg("-o")
-            .arg(dir.path().join("o.png")),
-    );
+    let err = fails(&mut stylize_one(&huge, dir.path().join("o.png")));
     assert!(
         err.contains("30000x30000") && err.contains("900.0 megapixels"),
         "{err}"
