@@ -7,10 +7,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use candle_core::{DType, Tensor};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use image::RgbImage;
 
 use crate::capture::Frame;
@@ -179,6 +180,69 @@ impl Engine {
         Ok(())
     }
 
+    /// The controls in use (clamped).
+    pub fn controls(&self) -> &Controls {
+        &self.controls
+    }
+
+    /// Takes new controls and waits (at most `timeout`) until their targets are in use, so that
+    /// the next [`Engine::stylize`] follows them exactly. For callers that stylise one picture
+    /// per request (`stylecam serve`); the window never waits.
+    pub fn apply_and_wait(&mut self, controls: &Controls, timeout: Duration) -> Result<()> {
+        // Replies that arrive from here on are all read below, so none of the requested
+        // targets can be dropped from `ready` before they are made active.
+        self.collect_targets();
+        self.apply(controls)?;
+        let keys = self.wanted_keys();
+        let mut missing: Vec<&TargetKey> = keys
+            .iter()
+            .filter(|k| !self.ready.contains_key(k))
+            .collect();
+        let deadline = Instant::now() + timeout;
+        while !missing.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (key, t) = self
+                .worker
+                .replies
+                .recv_timeout(left)
+                .map_err(|e| match e {
+                    RecvTimeoutError::Timeout => anyhow!(
+                        "the style target was not ready after {} s",
+                        timeout.as_secs()
+                    ),
+                    RecvTimeoutError::Disconnected => {
+                        anyhow!("the style-target thread has stopped")
+                    }
+                })?;
+            let wanted = missing.contains(&&key);
+            match t {
+                Ok(t) => {
+                    missing.retain(|k| **k != key);
+                    self.ready.insert(key, t);
+                }
+                Err(e) if wanted => return Err(anyhow!(e)),
+                // A target asked for earlier and no longer wanted.
+                Err(_) => {}
+            }
+        }
+        self.active = keys
+            .iter()
+            .filter_map(|k| self.ready.get(k).map(|t| (k.clone(), t.clone())))
+            .collect();
+        Ok(())
+    }
+
+    /// The targets the current controls use.
+    fn wanted_keys(&self) -> Vec<TargetKey> {
+        let size = self.controls.style_size();
+        let mut names = vec![self.controls.style.clone()];
+        names.extend(self.controls.second_style.clone());
+        names
+            .into_iter()
+            .map(|style| TargetKey { style, size })
+            .collect()
+    }
+
     /// Takes finished targets, and makes the wanted ones active once all are ready.
     fn collect_targets(&mut self) {
         while let Ok((key, t)) = self.worker.replies.try_recv() {
@@ -193,13 +257,7 @@ impl Engine {
                 Err(e) => self.last_error = Some(e),
             }
         }
-        let size = self.controls.style_size();
-        let mut names = vec![self.controls.style.clone()];
-        names.extend(self.controls.second_style.clone());
-        let keys: Vec<TargetKey> = names
-            .into_iter()
-            .map(|style| TargetKey { style, size })
-            .collect();
+        let keys = self.wanted_keys();
         if let Some(now) = keys
             .iter()
             .map(|k| self.ready.get(k).map(|t| (k.clone(), t.clone())))

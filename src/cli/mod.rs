@@ -6,6 +6,7 @@ mod fetch;
 mod inspect;
 pub mod live;
 mod parity;
+mod serve;
 mod stylize;
 
 use std::path::PathBuf;
@@ -46,6 +47,8 @@ pub enum Command {
     Parity(parity::Args),
     /// Download the pretrained model and the 21 style images into the data dir.
     Fetch(fetch::Args),
+    /// Serve the web page, the HTTP API and a live MJPEG stream (docs/HTTP.md).
+    Serve(serve::Args),
 }
 
 /// Device flag shared by the commands that run the network.
@@ -103,6 +106,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Bench(a)) => bench::run(a),
         Some(Command::Parity(a)) => parity::run(a),
         Some(Command::Fetch(a)) => fetch::run(a),
+        Some(Command::Serve(a)) => serve::run(a),
         None => live::run(cli.live),
     }
 }

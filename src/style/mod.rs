@@ -5,7 +5,7 @@
 pub mod bank;
 pub mod pack;
 
-pub use bank::{Aspect, BankError, Style, StyleBank, TargetCache};
+pub use bank::{Aspect, BankError, Style, StyleBank, StyleImage, StyleSource, TargetCache};
 
 use candle_core::{bail, DType, Device, Result, Tensor};
 
