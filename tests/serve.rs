@@ -208,17 +208,24 @@ fn every_route_answers_as_documented() {
         "an uploaded style works like a style file (mean |Δ| {d})"
     );
 
-    // A style uploaded as multipart.
-    let (ct, body) = multipart(
-        &[("name", "second")],
-        Some(("image", "s.png", &png(&style_pic))),
-    );
+    // A style uploaded as multipart, larger than axum's own 2 MB default limit (noise does not
+    // compress), and kept at 1024 px.
+    let mut seed = 12345u32;
+    let noise = image::RgbImage::from_fn(1200, 800, |_, _| {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        image::Rgb([(seed >> 16) as u8, (seed >> 8) as u8, (seed >> 24) as u8])
+    });
+    let noise_png = png(&noise);
+    assert!(noise_png.len() > 2_500_000, "{}", noise_png.len());
+    let (ct, body) = multipart(&[("name", "second")], Some(("image", "s.png", &noise_png)));
     let r = post(
         &s.url("/api/styles"),
         &[("Content-Type", ct.as_str())],
         &body,
     );
     assert_eq!(r.status, 201, "{}", r.text());
+    let sw = get(&s.url("/api/styles/second/swatch.png")).image();
+    assert_eq!(sw.dimensions(), (128, 85));
 
     // Live controls: read, change, read back.
     let c = get(&s.url("/api/controls")).json();

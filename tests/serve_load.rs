@@ -80,7 +80,7 @@ fn mixed_load_is_answered_in_full_and_in_order() {
                     let mut out = Vec::new();
                     for i in 0..per_client {
                         let kind = match (i + c) % 5 {
-                            0 | 1 | 2 => Kind::Photo,
+                            0..=2 => Kind::Photo,
                             3 => [Kind::NotAnImage, Kind::UnknownStyle, Kind::OutOfRange][i % 3],
                             _ => Kind::NotAnImage,
                         };

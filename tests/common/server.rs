@@ -269,7 +269,7 @@ pub fn photo(w: u32, h: u32, seed: u32) -> RgbImage {
         let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
         let (dx, dy) = (fx - 0.5, fy - 0.45);
         let disc = dx * dx + dy * dy < 0.06;
-        let stripe = ((x + seed * 7) / 6) % 2 == 0 && fy > 0.75;
+        let stripe = ((x + seed * 7) / 6).is_multiple_of(2) && fy > 0.75;
         if disc {
             image::Rgb([230, 190, (40 + seed * 13 % 100) as u8])
         } else if stripe {
