@@ -348,7 +348,7 @@ fn every_rejection_is_json_and_the_server_keeps_serving() {
     let rss_before = s.rss_kib();
     let m = stylize("?style=candy", &png_header_only(40_000, 40_000)).error(413, "too_many_pixels");
     assert!(
-        m.contains("40000x40000") && m.contains("--max-pixels"),
+        m.contains("40000x40000") && m.contains("--max-megapixels"),
         "{m}"
     );
     let bomb = png_bomb(5000);
@@ -662,6 +662,19 @@ fn slow_and_vanished_clients_are_timed_out() {
     let t = Instant::now();
     let mut buf = Vec::new();
     let _ = c.read_to_end(&mut buf);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+
+    // A kept-alive connection left idle after an answer is closed too.
+    let mut c = TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 15];
+    c.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200 OK");
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
 
     // A body that never finishes: 408, as JSON.

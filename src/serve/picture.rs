@@ -109,7 +109,7 @@ pub fn inspect(bytes: &[u8], max_pixels: u64) -> Result<Header, ApiError> {
             "too_many_pixels",
             format!(
                 "the picture is {width}x{height} ({:.1} megapixels); this server takes at most \
-                 {:.1} megapixels (--max-pixels): scale it down first",
+                 {:.1} megapixels (--max-megapixels): scale it down first",
                 pixels as f64 / 1e6,
                 max_pixels as f64 / 1e6
             ),
