@@ -158,6 +158,24 @@ fn inspect_reports_format_shape_and_parameter_count() {
 }
 
 #[test]
+fn inspect_reports_the_widths_read_from_the_weights() {
+    let (out, _) = run_ok(stylecam().arg("inspect").arg(parity("tiny_ngf8_b2.pth")));
+    assert!(
+        out.contains("widths:  c0 64, p1 32, u1 32, u2 16, first kernel 7, last kernel 7"),
+        "{out}"
+    );
+    let (out, _) = run_ok(
+        stylecam()
+            .arg("inspect")
+            .arg(parity("narrow_ngf8_b1_legacy_py2.model")),
+    );
+    assert!(
+        out.contains("widths:  c0 8, p1 4, u1 4, u2 2, first kernel 5, last kernel 3"),
+        "{out}"
+    );
+}
+
+#[test]
 fn convert_writes_loadable_safetensors_and_keeps_existing_files() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.safetensors");

@@ -97,7 +97,7 @@ fn legacy_aliases_alone_are_enough() {
         .collect();
     let p = write(&dir, "aliases.safetensors", &t);
     let net = model::load(&p, &Device::Cpu, DType::F32).unwrap().net;
-    assert_eq!(net.config(), model::Config { ngf: 8, blocks: 2 });
+    assert_eq!(net.config(), model::Config::reference(8, 2));
 }
 
 #[test]

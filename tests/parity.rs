@@ -98,16 +98,50 @@ fn ngf16_one_block_matches_pytorch_in_every_format() {
     check_case("tiny_ngf16_b1", "40x56");
 }
 
+/// Every width differs from the reference's (c0 8, p1 4, u1 4, u2 2, kernels 5 and 3).
+#[test]
+fn non_default_widths_match_pytorch_in_every_format() {
+    check_case("narrow_ngf8_b1", "36x52");
+}
+
+#[test]
+fn non_default_widths_with_odd_sides_match_pytorch_cropped() {
+    check_case("narrow_ngf8_b1", "29x38");
+}
+
 #[test]
 fn shape_is_inferred_from_the_weights() {
     let dir = fixtures().join("parity");
-    for (name, ngf, blocks) in [("tiny_ngf8_b2", 8, 2), ("tiny_ngf16_b1", 16, 1)] {
+    let narrow = model::Widths {
+        c0: 8,
+        p1: 4,
+        u1: 4,
+        u2: 2,
+        k_first: 5,
+        k_last: 3,
+    };
+    for (name, ngf, blocks, widths) in [
+        ("tiny_ngf8_b2", 8, 2, model::Widths::REFERENCE),
+        ("tiny_ngf16_b1", 16, 1, model::Widths::REFERENCE),
+        ("narrow_ngf8_b1", 8, 1, narrow),
+    ] {
+        // The listing make_fixtures.py wrote says the same.
+        let meta: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(meta["widths"]["c0"], widths.c0, "{name}");
+        assert_eq!(meta["widths"]["k_last"], widths.k_last, "{name}");
         for suffix in FORMATS {
             let file = dir.join(format!("{name}{suffix}"));
             let net = model::load(&file, &Device::Cpu, DType::F32).unwrap().net;
             assert_eq!(
                 net.config(),
-                model::Config { ngf, blocks },
+                model::Config {
+                    ngf,
+                    blocks,
+                    widths
+                },
                 "{}",
                 file.display()
             );

@@ -31,7 +31,8 @@ from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import legacy_py2 as L  # noqa: E402
-from msgnet import InstanceNorm2d, Net, alias_of, output_size, unique_param_keys  # noqa: E402
+from msgnet import (InstanceNorm2d, Net, alias_of, infer_config, infer_widths,  # noqa: E402
+                    output_size, unique_param_keys)
 from pngio import read_png, write_png  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,16 +44,22 @@ VIEW_KEY = "model1.3.residual_layer.weight"  # stored as a strided view in the p
 VIEW_OFFSET = 7
 VIEW_PAD_VALUE = -12345.0       # fills the storage before the view's offset
 
-# name, ngf, blocks, weight seed, calibration case (H, W)
+# Non-default widths (see DEFAULT_WIDTHS in tools/msgnet.py): every one differs from the
+# reference's 64/32/32/16/7/7, so an engine that hard-codes any of them fails to load or to match.
+NARROW = {"c0": 8, "p1": 4, "u1": 4, "u2": 2, "k_first": 5, "k_last": 3}
+# name, ngf, blocks, weight seed, calibration case (H, W), widths (None: the reference's)
 MODELS = [
-    ("tiny_ngf8_b2", 8, 2, 8002, (48, 64)),
-    ("tiny_ngf16_b1", 16, 1, 16001, (40, 56)),
+    ("tiny_ngf8_b2", 8, 2, 8002, (48, 64), None),
+    ("tiny_ngf16_b1", 16, 1, 16001, (40, 56), None),
+    ("narrow_ngf8_b1", 8, 1, 8101, (36, 52), NARROW),
 ]
 # model name, H, W, content seed, style seed
 CASES = [
     ("tiny_ngf8_b2", 48, 64, 101, 201),
     ("tiny_ngf8_b2", 30, 42, 102, 202),
     ("tiny_ngf16_b1", 40, 56, 103, 203),
+    ("narrow_ngf8_b1", 36, 52, 104, 204),
+    ("narrow_ngf8_b1", 29, 38, 105, 205),
 ]
 IMG_MODEL = "tiny_ngf8_b2"
 IMG_W, IMG_H = 64, 48
@@ -97,11 +104,11 @@ def rgb_to_bgr_tensor(rgb: np.ndarray) -> torch.Tensor:
 # models
 # ---------------------------------------------------------------------------------------------
 
-def make_net(ngf: int, blocks: int, seed: int) -> Net:
+def make_net(ngf: int, blocks: int, seed: int, widths=None) -> Net:
     """Random MSG-Net: PyTorch default init (random weights and biases), Inspiration weight
     uniform(0, 0.02) like the reference, running stats set to garbage (never to be used)."""
     torch.manual_seed(seed)
-    net = Net(ngf, blocks)
+    net = Net(ngf, blocks, widths=widths)
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, InstanceNorm2d):
@@ -373,6 +380,7 @@ def model_json(net: Net, name: str, out: str, extra: dict) -> dict:
         "name": name,
         "ngf": net.ngf,
         "blocks": net.n_blocks,
+        "widths": net.widths,
         "params": int(sum(sd[k].numel() for k in uniq)),
         "unique_tensors": len(uniq),
         "num_keys": len(sd),
@@ -461,8 +469,8 @@ def build_tiny(out: str) -> dict:
     os.makedirs(out, exist_ok=True)
     summary = {"torch": torch.__version__, "models": {}, "cases": [], "image": None}
     nets = {}
-    for name, ngf, blocks, seed, (ch, cw) in MODELS:
-        net = make_net(ngf, blocks, seed)
+    for name, ngf, blocks, seed, (ch, cw), widths in MODELS:
+        net = make_net(ngf, blocks, seed, widths)
         # calibrate the final layer on this model's first case
         cname, H, W, cs, ss = next(c for c in CASES if c[0] == name and (c[1], c[2]) == (ch, cw))
         content = rgb_to_bgr_tensor(synth_rgb(H, W, cs))
@@ -471,6 +479,8 @@ def build_tiny(out: str) -> dict:
         _, _, h = run_parts(net64, content, style)
         calibrate_final_layer(net, net64, h)
         nets[name] = net
+        sd = net.state_dict()
+        assert infer_config(sd) == (ngf, blocks) and infer_widths(sd) == net.widths, name
         report = save_model_files(net, name, out, seed)
         meta = model_json(net, name, out, {"seed": seed, "py2_view": report.get("py2_view")})
         summary["models"][name] = {"params": meta["params"], "unique_tensors": meta["unique_tensors"],

@@ -31,6 +31,11 @@ pub fn run(a: Args) -> Result<()> {
         Ok(c) => {
             println!("ngf:     {}", c.ngf);
             println!("blocks:  {}", c.blocks);
+            let w = c.widths;
+            println!(
+                "widths:  c0 {}, p1 {}, u1 {}, u2 {}, first kernel {}, last kernel {}",
+                w.c0, w.p1, w.u1, w.u2, w.k_first, w.k_last
+            );
         }
         Err(e) => println!("not MSG-Net: {e}"),
     }

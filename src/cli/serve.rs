@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{DeviceArg, Size};
-use crate::assets::AssetArgs;
+use super::{AssetArgs, DeviceArg, Size};
 use crate::capture::SourceSpec;
 use crate::controls::{Controls, Resolution};
 use crate::engine::Engine;
@@ -187,11 +186,10 @@ pub fn run(a: Args) -> Result<()> {
     let live = LiveConfig {
         pipeline: PipelineConfig {
             source: a.source.clone(),
-            source_config: crate::capture::SourceConfig {
-                resolution: a.camera_size.map(|s| (s.width as u32, s.height as u32)),
-                fps: a.fps,
-                ..crate::capture::SourceConfig::default()
-            },
+            source_config: crate::capture::SourceConfig::new(
+                a.camera_size.map(|s| (s.width as u32, s.height as u32)),
+                a.fps,
+            ),
             ..PipelineConfig::default()
         },
         linger: Duration::from_secs(3),

@@ -3,6 +3,7 @@
 mod backend;
 mod layers;
 mod net;
+mod targets;
 pub mod weights;
 
 use sha2::Digest;
@@ -13,7 +14,8 @@ use candle_nn::VarBuilder;
 
 pub use backend::{alias, RandomBackend, StateDictBackend};
 pub use layers::{gram, Inspiration};
-pub use net::{Config, MsgNet, Targets, MIN_SIDE};
+pub use net::{Config, MsgNet, Targets, Widths, MIN_SIDE};
+pub use targets::{mix_targets, resize_mask};
 pub use weights::{Format, StateDict, WeightsError};
 
 #[derive(Debug, thiserror::Error)]

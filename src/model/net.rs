@@ -7,12 +7,45 @@ use candle_nn::VarBuilder;
 use super::layers::{conv_layer, gram, Bottleneck, Conv, Inspiration, UpBottleneck};
 use crate::ops::instance_norm;
 
-/// The sizes that vary between trainings. The pretrained `21styles.model` is ngf 128, 6 blocks
-/// (the reference class default, ngf 64, does not match that file).
+/// The widths that the reference fixes but a training may change (`DEFAULT_WIDTHS` in
+/// `tools/msgnet.py`): the full-resolution ConvLayer's output `c0`, the first down Bottleneck's
+/// planes `p1` (its output is `4*p1`), the two UpBottlenecks' planes `u1` and `u2` (outputs `4*u1`,
+/// `4*u2`), and the first and last ConvLayers' (odd) kernel sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Widths {
+    pub c0: usize,
+    pub p1: usize,
+    pub u1: usize,
+    pub u2: usize,
+    pub k_first: usize,
+    pub k_last: usize,
+}
+
+impl Widths {
+    /// The reference's values, which the pretrained `21styles.model` has.
+    pub const REFERENCE: Widths = Widths {
+        c0: 64,
+        p1: 32,
+        u1: 32,
+        u2: 16,
+        k_first: 7,
+        k_last: 7,
+    };
+}
+
+impl Default for Widths {
+    fn default() -> Self {
+        Self::REFERENCE
+    }
+}
+
+/// The sizes that vary between trainings. The pretrained `21styles.model` is ngf 128, 6 blocks,
+/// reference widths (the reference class default, ngf 64, does not match that file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
     pub ngf: usize,
     pub blocks: usize,
+    pub widths: Widths,
 }
 
 impl Config {
@@ -20,19 +53,31 @@ impl Config {
     pub const PRETRAINED: Config = Config {
         ngf: 128,
         blocks: 6,
+        widths: Widths::REFERENCE,
     };
 
-    /// Infers ngf from `ins.weight` (1, 4ngf, 4ngf) and the number of residual blocks from the
-    /// `model.N.conv_block.2.weight` keys that follow the Inspiration layer. `shape_of` returns the
-    /// shape stored under a key, if any.
+    /// `ngf` and `blocks` with the reference widths.
+    pub fn reference(ngf: usize, blocks: usize) -> Self {
+        Self {
+            ngf,
+            blocks,
+            widths: Widths::REFERENCE,
+        }
+    }
+
+    /// Infers the shape from the weights: ngf from `ins.weight` (1, 4ngf, 4ngf), the number of
+    /// residual blocks from the `model.N.conv_block.2.weight` keys that follow the Inspiration
+    /// layer, and every width from the layer that sets it (see [`Widths`]). `shape_of` returns the
+    /// shape stored under a key, if any; the reference's second spellings (`model.0.*`,
+    /// `model.1.weight`) are tried too. Errors name the key and the shape expected.
     pub fn infer(
         shape_of: impl Fn(&str) -> Option<Vec<usize>>,
     ) -> std::result::Result<Self, String> {
-        let ins = shape_of("ins.weight")
-            .or_else(|| shape_of("model.1.weight"))
-            .ok_or(
-                "missing key ins.weight (expected [1, 4*ngf, 4*ngf]); is this an MSG-Net file?",
-            )?;
+        let shape_of =
+            |k: &str| shape_of(k).or_else(|| super::backend::alias(k).and_then(|a| shape_of(&a)));
+        let ins = shape_of("ins.weight").ok_or(
+            "missing key ins.weight (expected [1, 4*ngf, 4*ngf]); is this an MSG-Net file?",
+        )?;
         let c = match ins.as_slice() {
             [1, a, b] if a == b && a % 4 == 0 && *a > 0 => *a,
             other => {
@@ -51,7 +96,50 @@ impl Config {
         {
             blocks += 1;
         }
-        Ok(Config { ngf: c / 4, blocks })
+        // One dimension of the weight under `key`, which must have 4 dimensions.
+        let dim = |key: &str, what: &str, i: usize| -> std::result::Result<usize, String> {
+            match shape_of(key) {
+                Some(s) if s.len() == 4 && s[i] > 0 => Ok(s[i]),
+                Some(s) => Err(format!("key {key} has shape {s:?}, expected {what}")),
+                None => Err(format!(
+                    "missing key {key} (expected {what}); is this an MSG-Net file?"
+                )),
+            }
+        };
+        let kernel = |key: &str, what: &str| -> std::result::Result<usize, String> {
+            let k = dim(key, what, 3)?;
+            match shape_of(key).as_deref() {
+                Some([_, _, kh, _]) if *kh == k && k % 2 == 1 => Ok(k),
+                Some(s) => Err(format!(
+                    "key {key} has shape {s:?}, expected {what} with an odd square kernel"
+                )),
+                None => Err(format!("missing key {key}")),
+            }
+        };
+        let first = "model1.0.conv2d.weight";
+        let up1 = 2 + blocks;
+        let last = format!("model.{}.conv2d.weight", up1 + 4);
+        let widths = Widths {
+            c0: dim(first, "[c0, 3, k, k]", 0)?,
+            k_first: kernel(first, "[c0, 3, k, k]")?,
+            p1: dim("model1.3.conv_block.2.weight", "[p1, c0, 1, 1]", 0)?,
+            u1: dim(
+                &format!("model.{up1}.conv_block.2.weight"),
+                "[u1, 4*ngf, 1, 1]",
+                0,
+            )?,
+            u2: dim(
+                &format!("model.{}.conv_block.2.weight", up1 + 1),
+                "[u2, 4*u1, 1, 1]",
+                0,
+            )?,
+            k_last: kernel(&last, "[3, 4*u2, k, k]")?,
+        };
+        Ok(Config {
+            ngf: c / 4,
+            blocks,
+            widths,
+        })
     }
 
     /// Channels of the encoder output, the Gram target and the Inspiration layer: 4*ngf.
@@ -76,7 +164,8 @@ pub enum Targets<'a> {
 /// residual blocks' reflection padding.
 pub const MIN_SIDE: usize = 5;
 
-/// `model1` in the reference: ConvLayer 7x7 3->64, IN, ReLU, Bottleneck(64, 32, 2), Bottleneck(128, ngf, 2).
+/// `model1` in the reference: ConvLayer k_first 3->c0, IN, ReLU, Bottleneck(c0, p1, 2),
+/// Bottleneck(4*p1, ngf, 2) (7x7, 64, 32 in the reference).
 #[derive(Debug, Clone)]
 struct Encoder {
     conv: Conv,
@@ -85,11 +174,11 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn new(vb: VarBuilder, ngf: usize) -> Result<Self> {
+    fn new(vb: VarBuilder, ngf: usize, w: &Widths) -> Result<Self> {
         Ok(Self {
-            conv: conv_layer(vb.pp(0), 3, 64, 7, 1)?,
-            down1: Bottleneck::new(vb.pp(3), 64, 32, 2, true)?,
-            down2: Bottleneck::new(vb.pp(4), 128, ngf, 2, true)?,
+            conv: conv_layer(vb.pp(0), 3, w.c0, w.k_first, 1)?,
+            down1: Bottleneck::new(vb.pp(3), w.c0, w.p1, 2, true)?,
+            down2: Bottleneck::new(vb.pp(4), w.p1 * 4, ngf, 2, true)?,
         })
     }
 
@@ -123,7 +212,11 @@ pub struct MsgNet {
 impl MsgNet {
     /// Builds the network from `vb`, whose keys are those of the reference state dict.
     pub fn new(vb: VarBuilder, config: Config) -> Result<Self> {
-        let Config { ngf, blocks: n } = config;
+        let Config {
+            ngf,
+            blocks: n,
+            widths: w,
+        } = config;
         let c = config.channels();
         let model = vb.pp("model");
         let blocks = (0..n)
@@ -131,13 +224,13 @@ impl MsgNet {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             config,
-            model1: Encoder::new(vb.pp("model1"), ngf)?,
+            model1: Encoder::new(vb.pp("model1"), ngf, &w)?,
             ins: Inspiration::new(vb.pp("ins"), c)?,
             blocks,
-            up1: UpBottleneck::new(model.pp(2 + n), c, 32)?,
-            up2: UpBottleneck::new(model.pp(3 + n), 32 * 4, 16)?,
+            up1: UpBottleneck::new(model.pp(2 + n), c, w.u1)?,
+            up2: UpBottleneck::new(model.pp(3 + n), w.u1 * 4, w.u2)?,
             // model.(4+n) and model.(5+n) are the final IN and ReLU.
-            out_conv: conv_layer(model.pp(6 + n), 16 * 4, 3, 7, 1)?,
+            out_conv: conv_layer(model.pp(6 + n), w.u2 * 4, 3, w.k_last, 1)?,
         })
     }
 
@@ -200,7 +293,7 @@ impl MsgNet {
             None
         };
         let target = |t: &Tensor| match &own {
-            Some(g) => crate::style::mix_targets(g, t, strength),
+            Some(g) => super::mix_targets(g, t, strength),
             None => Ok(t.clone()),
         };
         let mixed = match targets {
@@ -211,17 +304,13 @@ impl MsgNet {
                 mask,
             } => {
                 let (_, _, h, w) = features.dims4()?;
-                let m = crate::style::resize_mask(mask, h, w)?.to_dtype(features.dtype())?;
+                let m = super::resize_mask(mask, h, w)?.to_dtype(features.dtype())?;
                 let y1 = self.ins.forward(&features, &target(first)?)?;
                 let y2 = self.ins.forward(&features, &target(second)?)?;
                 (y1.broadcast_mul(&m)? + y2.broadcast_mul(&m.affine(-1.0, 1.0)?)?)?
             }
         };
         self.decode(&mixed, xs.dims4()?)
-    }
-
-    pub fn inspiration(&self) -> &Inspiration {
-        &self.ins
     }
 
     /// Multiply-adds of one forward pass at `h x w` (the reference's count: upsampling 1x1
@@ -268,19 +357,62 @@ mod tests {
 
     #[test]
     fn config_is_inferred_from_key_shapes() {
+        // ngf 64, 2 blocks, widths c0 8, p1 4, u1 6, u2 2, kernels 5 and 3.
         let shapes = |k: &str| -> Option<Vec<usize>> {
             match k {
                 "ins.weight" => Some(vec![1, 256, 256]),
+                "model.0.0.conv2d.weight" => Some(vec![8, 3, 5, 5]),
+                "model1.3.conv_block.2.weight" => Some(vec![4, 8, 1, 1]),
                 "model.2.conv_block.2.weight" | "model.3.conv_block.2.weight" => {
                     Some(vec![64, 256, 1, 1])
                 }
-                "model.4.conv_block.2.weight" => Some(vec![32, 256, 1, 1]),
-                "model.4.residual_layer.conv2d.weight" => Some(vec![128, 256, 1, 1]),
+                "model.4.conv_block.2.weight" => Some(vec![6, 256, 1, 1]),
+                "model.4.residual_layer.conv2d.weight" => Some(vec![24, 256, 1, 1]),
+                "model.5.conv_block.2.weight" => Some(vec![2, 24, 1, 1]),
+                "model.5.residual_layer.conv2d.weight" => Some(vec![8, 24, 1, 1]),
+                "model.8.conv2d.weight" => Some(vec![3, 8, 3, 3]),
                 _ => None,
             }
         };
-        assert_eq!(Config::infer(shapes), Ok(Config { ngf: 64, blocks: 2 }));
+        let widths = Widths {
+            c0: 8,
+            p1: 4,
+            u1: 6,
+            u2: 2,
+            k_first: 5,
+            k_last: 3,
+        };
+        assert_eq!(
+            Config::infer(shapes),
+            Ok(Config {
+                ngf: 64,
+                blocks: 2,
+                widths
+            })
+        );
         let bad = |k: &str| (k == "ins.weight").then(|| vec![1, 30, 31]);
         assert!(Config::infer(bad).unwrap_err().contains("[1, 30, 31]"));
+        // A missing or malformed width names its key.
+        let no_last = |k: &str| (k != "model.8.conv2d.weight").then(|| shapes(k)).flatten();
+        let e = Config::infer(no_last).unwrap_err();
+        assert!(e.contains("missing key model.8.conv2d.weight"), "{e}");
+        let even = |k: &str| match k {
+            "model.0.0.conv2d.weight" => Some(vec![8, 3, 4, 4]),
+            _ => shapes(k),
+        };
+        let e = Config::infer(even).unwrap_err();
+        assert!(
+            e.contains("model1.0.conv2d.weight") && e.contains("odd"),
+            "{e}"
+        );
+        let flat = |k: &str| match k {
+            "model1.3.conv_block.2.weight" => Some(vec![4, 8]),
+            _ => shapes(k),
+        };
+        let e = Config::infer(flat).unwrap_err();
+        assert!(
+            e.contains("model1.3.conv_block.2.weight has shape [4, 8]"),
+            "{e}"
+        );
     }
 }

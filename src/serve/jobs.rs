@@ -17,7 +17,7 @@ use super::metrics::Metrics;
 use super::params::PhotoRequest;
 use super::picture::{self, OutFormat};
 use super::shared::SharedEngine;
-use crate::pipeline::lock;
+use crate::pipeline::{join_until, lock};
 use crate::pipeline::stats::RollingMean;
 
 /// One photo to stylise.
@@ -142,17 +142,11 @@ impl Drop for JobQueue {
         self.stop.store(true, Ordering::Release);
         // Closing the channel ends the worker once it has finished its photo.
         self.tx = None;
-        if let Some(h) = self.handle.take() {
-            let deadline = Instant::now() + Duration::from_secs(1);
-            while !h.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if h.is_finished() {
-                h.join().ok();
-            } else {
-                tracing::warn!("the photo worker is still busy; leaving it to finish");
-            }
-        }
+        join_until(
+            &mut self.handle,
+            Instant::now() + Duration::from_secs(1),
+            "stylecam-serve-jobs",
+        );
     }
 }
 

@@ -20,7 +20,7 @@ use super::metrics::Metrics;
 use super::shared::SharedEngine;
 use crate::capture::Frame;
 use crate::controls::Controls;
-use crate::pipeline::{lock, Command, Pipeline, PipelineConfig, Stylized, Stylizer};
+use crate::pipeline::{join_until, lock, Command, Pipeline, PipelineConfig, Stylized, Stylizer};
 
 /// How often the thread looks at its viewers, controls and stop flag.
 const POLL: Duration = Duration::from_millis(50);
@@ -151,16 +151,12 @@ impl Live {
 impl Drop for Live {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        if let Some(h) = self.handle.take() {
-            // The pipeline's own shutdown is bounded (1 s); allow for it.
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while !h.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if h.is_finished() {
-                h.join().ok();
-            }
-        }
+        // The pipeline's own shutdown is bounded (1 s); allow for it.
+        join_until(
+            &mut self.handle,
+            Instant::now() + Duration::from_secs(2),
+            "stylecam-serve-live",
+        );
     }
 }
 

@@ -246,16 +246,20 @@ impl StyleBank {
         self.styles.is_empty()
     }
 
+    /// Adds a style, replacing one of the same name.
+    pub fn add(&mut self, style: Style) {
+        match self.styles.iter_mut().find(|s| s.name == style.name) {
+            Some(s) => *s = style,
+            None => self.styles.push(style),
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&Style> {
         self.styles.iter().find(|s| s.name == name).or_else(|| {
             self.styles
                 .iter()
                 .find(|s| s.name.eq_ignore_ascii_case(name))
         })
-    }
-
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.styles.iter().position(|s| s.name == name)
     }
 
     /// A style by name (exact, then ignoring case) or by path to any image.
@@ -281,16 +285,6 @@ impl StyleBank {
             known,
         })
     }
-
-    /// Adds a style (a dropped image), replacing one of the same name; returns its index.
-    pub fn add(&mut self, style: Style) -> usize {
-        if let Some(i) = self.index_of(&style.name) {
-            self.styles[i] = style;
-            return i;
-        }
-        self.styles.push(style);
-        self.styles.len() - 1
-    }
 }
 
 /// What identifies a target.
@@ -310,7 +304,6 @@ pub struct TargetCache {
     memory: HashMap<Key, Tensor>,
     /// Image hashes by path, with the length and mtime they were taken at.
     hashes: HashMap<PathBuf, (u64, Option<std::time::SystemTime>, String)>,
-    computed: usize,
 }
 
 impl TargetCache {
@@ -323,7 +316,6 @@ impl TargetCache {
             disk,
             memory: HashMap::new(),
             hashes: HashMap::new(),
-            computed: 0,
         }
     }
 
@@ -331,11 +323,6 @@ impl TargetCache {
     pub fn with_pack(mut self, pack: Arc<StylePack>) -> Self {
         self.pack = Some(pack);
         self
-    }
-
-    /// How many targets this cache ran the encoder for (not found in memory or on disk).
-    pub fn computed(&self) -> usize {
-        self.computed
     }
 
     fn image_sha256(&mut self, path: &Path) -> Result<String, BankError> {
@@ -452,7 +439,6 @@ impl TargetCache {
                 path: what.to_path_buf(),
                 source,
             })?;
-        self.computed += 1;
         self.memory.insert(key, target.clone());
         Ok(target)
     }
