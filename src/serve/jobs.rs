@@ -17,8 +17,8 @@ use super::metrics::Metrics;
 use super::params::PhotoRequest;
 use super::picture::{self, OutFormat};
 use super::shared::SharedEngine;
-use crate::pipeline::{join_until, lock};
 use crate::pipeline::stats::RollingMean;
+use crate::pipeline::{join_until, lock};
 
 /// One photo to stylise.
 pub struct Job {
