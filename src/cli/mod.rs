@@ -88,6 +88,27 @@ impl AssetArgs {
     }
 }
 
+/// The camera flags of the commands with a live source (the window and `serve`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CameraArgs {
+    /// Ask the camera for this resolution, e.g. 1280x720 (the nearest it offers is used; the
+    /// test pattern is drawn at it).
+    #[arg(long, value_name = "WxH")]
+    pub camera_size: Option<Size>,
+    /// Ask the camera (or pace the test pattern and slideshow) at this many frames per second.
+    #[arg(long)]
+    pub fps: Option<u32>,
+}
+
+impl CameraArgs {
+    pub fn source_config(&self) -> crate::capture::SourceConfig {
+        crate::capture::SourceConfig::new(
+            self.camera_size.map(|s| (s.width as u32, s.height as u32)),
+            self.fps,
+        )
+    }
+}
+
 /// Device flag shared by the commands that run the network.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DeviceArg {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::{AssetArgs, DeviceArg, Size};
+use super::{AssetArgs, CameraArgs, DeviceArg};
 use crate::capture::SourceSpec;
 use crate::controls::{Controls, Resolution};
 use crate::engine::Engine;
@@ -33,12 +33,8 @@ pub struct Args {
     /// be opened falls back to the test pattern.
     #[arg(long, default_value = "camera", value_name = "SOURCE")]
     pub source: SourceSpec,
-    /// Ask the camera for this size (the test pattern is drawn at it), e.g. 1280x720.
-    #[arg(long, value_name = "WxH")]
-    pub camera_size: Option<Size>,
-    /// Ask the camera (or pace the test pattern and slideshow) at this many frames per second.
-    #[arg(long)]
-    pub fps: Option<u32>,
+    #[command(flatten)]
+    pub camera: CameraArgs,
     /// The live stream's first style (a name from GET /api/styles). Default: the first one.
     #[arg(long)]
     pub style: Option<String>,
@@ -186,10 +182,7 @@ pub fn run(a: Args) -> Result<()> {
     let live = LiveConfig {
         pipeline: PipelineConfig {
             source: a.source.clone(),
-            source_config: crate::capture::SourceConfig::new(
-                a.camera_size.map(|s| (s.width as u32, s.height as u32)),
-                a.fps,
-            ),
+            source_config: a.camera.source_config(),
             ..PipelineConfig::default()
         },
         linger: Duration::from_secs(3),
