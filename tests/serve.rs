@@ -505,6 +505,32 @@ fn the_token_guards_every_route_but_health() {
         &photo,
     );
     assert_eq!(r.status, 200, "{}", r.text());
+
+    // A browser at the page with no token gets the same 401, as a form to type it in.
+    let html = ("Accept", "text/html,application/xhtml+xml,*/*;q=0.8");
+    let r = get_with(&s.url("/"), &[html]);
+    assert_eq!(r.status, 401);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
+    assert!(r.text().contains("name=\"token\""), "{}", r.text());
+    assert_eq!(get_with(&s.url("/?token=nope"), &[html]).status, 401);
+    // Opened as /?token=T, the page asks for its own files with the token (a browser sends no
+    // header for them), and they load.
+    let page = get_with(&s.url("/?token=s3cret"), &[html]);
+    assert_eq!(page.status, 200);
+    for file in ["app.js?token=s3cret", "style.css?token=s3cret"] {
+        assert!(
+            page.text().contains(&format!("\"{file}\"")),
+            "{}",
+            page.text()
+        );
+        assert_eq!(get(&s.url(&format!("/{file}"))).status, 200, "{file}");
+        get(&s.url(&format!("/{}", file.split('?').next().unwrap()))).error(401, "unauthorized");
+    }
+    // With the header instead, the page is the plain one.
+    let page = get_with(&s.url("/"), &[("Authorization", "Bearer s3cret")]);
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("\"app.js\""));
 }
 
 /// Reads one multipart part: its headers and its body.

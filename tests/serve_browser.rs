@@ -269,6 +269,28 @@ fn the_page_stylises_a_photo_in_a_real_browser() {
     assert_eq!(seen, true, "the error is on screen");
     screenshot(&tab, "phone-error.png", None);
 
+    // A file that claims to be a picture but is not: the page says so before sending it.
+    let fake = dir.path().join("fake.png");
+    std::fs::write(&fake, "not a picture at all").unwrap();
+    eval(&tab, "document.getElementById('error-close').click()");
+    tab.find_element("#photo-input")
+        .unwrap()
+        .set_input_files(&[fake.to_str().unwrap()])
+        .unwrap();
+    wait_js(
+        &tab,
+        "!document.getElementById('error').hidden",
+        Duration::from_secs(10),
+    );
+    let msg = eval(&tab, "document.getElementById('error-text').textContent");
+    assert!(
+        msg.as_str()
+            .unwrap()
+            .contains("fake.png cannot be read as a picture"),
+        "{msg}"
+    );
+    assert_eq!(eval(&tab, "document.getElementById('go').disabled"), true);
+
     // The live tab shows the stream.
     phone(&tab, 1280, 900, false);
     tab.find_element("#tab-live").unwrap().click().unwrap();
@@ -298,4 +320,35 @@ fn the_page_stylises_a_photo_in_a_real_browser() {
         (get(&s.url("/api/controls")).json()["style"] == "candy").then_some(())
     });
     assert!(set.is_some(), "the live tab set the style");
+
+    // With --token: a browser with no token gets a page that says what to do; opened as
+    // /?token=T, the page loads its script, its styles and the swatches.
+    let t = Server::start(&["--token", "s3cret"]);
+    tab.navigate_to(&t.url("/"))
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
+    let text = eval(&tab, "document.body.innerText");
+    assert!(
+        text.as_str().unwrap().contains("needs its access token"),
+        "{text}"
+    );
+    tab.navigate_to(&t.url("/?token=s3cret"))
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
+    wait_js(
+        &tab,
+        "document.querySelectorAll('.swatch img').length === 21 && \
+         [...document.querySelectorAll('.swatch img')].every(i => i.complete && i.naturalWidth > 0)",
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        eval(
+            &tab,
+            "getComputedStyle(document.querySelector('header')).position"
+        ),
+        "sticky",
+        "the stylesheet loaded"
+    );
 }

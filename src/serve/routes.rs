@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -50,7 +50,7 @@ type St = State<Arc<AppState>>;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(web::index))
+        .route("/", get(index))
         .route("/app.js", get(web::script))
         .route("/style.css", get(web::stylesheet))
         .route("/healthz", get(healthz))
@@ -130,16 +130,47 @@ async fn auth(State(s): St, req: Request, next: Next) -> Response {
     // Compare digests, so that the time taken says nothing about the token.
     let given: Option<[u8; 32]> = header.or(query).map(|t| Sha256::digest(t.trim()).into());
     if given.as_ref() == Some(want) {
-        next.run(req).await
-    } else {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "this server needs its token: send `Authorization: Bearer TOKEN` (or add \
-             ?token=TOKEN to the URL)",
-        )
-        .into_response()
+        return next.run(req).await;
     }
+    let refused = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "this server needs its token: send `Authorization: Bearer TOKEN` (or add \
+         ?token=TOKEN to the URL)",
+    )
+    .into_response();
+    if req.uri().path() == "/" && wants_html(req.headers()) {
+        // A person at the page: the same refusal, as a form to type the token in.
+        let mut form = web::token_form();
+        *form.status_mut() = StatusCode::UNAUTHORIZED;
+        for name in [header::WWW_AUTHENTICATE, header::CACHE_CONTROL] {
+            if let Some(v) = refused.headers().get(&name) {
+                form.headers_mut().insert(name, v.clone());
+            }
+        }
+        form.extensions_mut().insert(ErrorKind("unauthorized"));
+        return form;
+    }
+    refused
+}
+
+/// Whether the client (a browser) prefers HTML to JSON.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+/// The page, with its token (already checked by [`auth`]) passed on to its own files.
+async fn index(State(s): St, RawQuery(query): RawQuery) -> Response {
+    let token = s.token.and_then(|want| {
+        form_urlencoded::parse(query.as_deref()?.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+            .filter(|t| <[u8; 32]>::from(Sha256::digest(t.trim())) == want)
+    });
+    web::index(token.as_deref())
 }
 
 /// The most of a refused body that is read and thrown away, so that a client that sends it all

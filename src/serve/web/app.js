@@ -81,7 +81,8 @@ function renderStyles() {
     img.alt = '';
     img.loading = 'lazy';
     const label = document.createElement('span');
-    label.textContent = s.name + (s.builtin ? '' : ' (yours)');
+    label.textContent = displayName(s.name) + (s.builtin ? '' : ' (yours)');
+    b.title = s.name;
     b.append(img, label);
     b.addEventListener('click', () => pickStyle(s.name));
     box.append(b);
@@ -90,6 +91,11 @@ function renderStyles() {
   fillSelect($('style2'), names, true);
   fillSelect($('live-style'), names, false);
   fillSelect($('live-style2'), names, true);
+}
+
+// `Robert_Delaunay,_1906,_Portrait` reads as `Robert Delaunay, 1906, Portrait` (and can wrap).
+function displayName(name) {
+  return name.replace(/_/g, ' ');
 }
 
 function pickStyle(name) {
@@ -120,6 +126,15 @@ function setPhoto(file) {
   if (orig.src.startsWith('blob:')) URL.revokeObjectURL(orig.src);
   orig.src = URL.createObjectURL(file);
   $('drop-text').textContent = file.name + ' (drop or choose another)';
+  orig.onerror = () => {
+    if (state.photo !== file) return;
+    state.photo = null;
+    orig.removeAttribute('src');
+    $('drop-text').textContent = 'Drop a photo here, or choose one';
+    showError(file.name + ' cannot be read as a picture (is it damaged, or not a picture at ' +
+      'all?): choose a PNG, JPEG, WebP, BMP or GIF file.');
+    updateGo();
+  };
   updateGo();
 }
 
@@ -134,6 +149,9 @@ function syncOutputs() {
   const two = $('style2').value !== '';
   $('combine').disabled = !two;
   $('mix').disabled = !two || $('combine').value !== 'mix';
+  const liveTwo = $('live-style2').value !== '';
+  $('live-combine').disabled = !liveTwo;
+  $('live-mix').disabled = !liveTwo || $('live-combine').value !== 'mix';
 }
 
 async function stylize() {
@@ -173,6 +191,8 @@ async function stylize() {
     const ms = r.headers.get('X-Inference-Ms');
     $('status').textContent = 'Done' + (ms ? ' in ' + (ms / 1000).toFixed(2) + ' s' : '') + '.';
     result.dataset.state = 'done';
+    // On a phone the result is below the button: bring it into view.
+    result.closest('figure').scrollIntoView({ block: 'nearest', behavior: 'smooth' });
   } catch (e) {
     result.dataset.state = 'error';
     $('status').textContent = '';
