@@ -83,6 +83,16 @@ fn wait_js(tab: &Tab, js: &str, timeout: Duration) {
     }
 }
 
+/// Waits until the 21 built-in styles' swatch pictures have loaded.
+fn swatches_loaded(tab: &Tab) {
+    wait_js(
+        tab,
+        "document.querySelectorAll('.swatch img').length === 21 && \
+         [...document.querySelectorAll('.swatch img')].every(i => i.complete && i.naturalWidth > 0)",
+        Duration::from_secs(30),
+    );
+}
+
 /// Saves a screenshot: the viewport, or with `full = Some((width, mobile))` the whole page at
 /// that width (the viewport is stretched to the page's height, then put back to `restore`).
 fn screenshot(tab: &Tab, name: &str, full: Option<(u32, bool, u32)>) -> PathBuf {
@@ -163,12 +173,7 @@ fn the_page_stylises_a_photo_in_a_real_browser() {
     tab.wait_for_element(".swatch[data-name='candy']").unwrap();
     let swatches = eval(&tab, "document.querySelectorAll('.swatch').length");
     assert_eq!(swatches, 21);
-    // Every swatch picture loaded.
-    wait_js(
-        &tab,
-        "[...document.querySelectorAll('.swatch img')].every(i => i.complete && i.naturalWidth > 0)",
-        Duration::from_secs(30),
-    );
+    swatches_loaded(&tab);
 
     // Upload the photo, pick a style, set the size, go.
     tab.find_element("#photo-input")
@@ -337,12 +342,7 @@ fn the_page_stylises_a_photo_in_a_real_browser() {
         .unwrap()
         .wait_until_navigated()
         .unwrap();
-    wait_js(
-        &tab,
-        "document.querySelectorAll('.swatch img').length === 21 && \
-         [...document.querySelectorAll('.swatch img')].every(i => i.complete && i.naturalWidth > 0)",
-        Duration::from_secs(30),
-    );
+    swatches_loaded(&tab);
     assert_eq!(
         eval(
             &tab,
