@@ -14,6 +14,7 @@ pub mod model;
 pub mod ops;
 pub mod paths;
 pub mod pipeline;
+pub mod serve;
 pub mod settings;
 pub mod snapshot;
 pub mod style;

@@ -6,6 +6,7 @@ mod fetch;
 mod inspect;
 pub mod live;
 mod parity;
+mod serve;
 mod stylize;
 
 use std::path::PathBuf;
@@ -48,6 +49,8 @@ pub enum Command {
     Parity(parity::Args),
     /// Download the pretrained model and the 21 style images into the data dir.
     Fetch(fetch::Args),
+    /// Serve the web page, the HTTP API and a live MJPEG stream (docs/HTTP.md).
+    Serve(serve::Args),
 }
 
 /// The flags every command that runs the network shares.
@@ -81,6 +84,27 @@ impl AssetArgs {
             self.data_dir()?,
             device,
             need_bank,
+        )
+    }
+}
+
+/// The camera flags of the commands with a live source (the window and `serve`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CameraArgs {
+    /// Ask the camera for this resolution, e.g. 1280x720 (the nearest it offers is used; the
+    /// test pattern is drawn at it).
+    #[arg(long, value_name = "WxH")]
+    pub camera_size: Option<Size>,
+    /// Ask the camera (or pace the test pattern and slideshow) at this many frames per second.
+    #[arg(long)]
+    pub fps: Option<u32>,
+}
+
+impl CameraArgs {
+    pub fn source_config(&self) -> crate::capture::SourceConfig {
+        crate::capture::SourceConfig::new(
+            self.camera_size.map(|s| (s.width as u32, s.height as u32)),
+            self.fps,
         )
     }
 }
@@ -140,6 +164,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Bench(a)) => bench::run(a),
         Some(Command::Parity(a)) => parity::run(a),
         Some(Command::Fetch(a)) => fetch::run(a),
+        Some(Command::Serve(a)) => serve::run(a),
         None => live::run(cli.live),
     }
 }
