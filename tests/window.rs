@@ -530,7 +530,12 @@ fn every_control_is_reachable_at_800x600() {
 
 /// The pixels within `tol` of `colour` in the rectangle (x0, y0)-(x1, y1).
 #[cfg(feature = "video")]
-fn count_colour(img: &RgbImage, colour: [u8; 3], tol: u8, (x0, y0, x1, y1): (u32, u32, u32, u32)) -> usize {
+fn count_colour(
+    img: &RgbImage,
+    colour: [u8; 3],
+    tol: u8,
+    (x0, y0, x1, y1): (u32, u32, u32, u32),
+) -> usize {
     (y0..y1.min(img.height()))
         .flat_map(|y| (x0..x1.min(img.width())).map(move |x| (x, y)))
         .filter(|&(x, y)| {
@@ -575,7 +580,10 @@ fn r_records_an_mp4_and_closing_the_window_saves_one_too() {
     let shot = screenshot(&x.display, &window, &tmp.path().join("recording.png"));
     let (w, _) = shot.dimensions();
     let red = count_colour(&shot, [230, 30, 30], 6, (w.saturating_sub(260), 0, w, 90));
-    assert!(red > 40, "no red recording dot top right ({red} red pixels)");
+    assert!(
+        red > 40,
+        "no red recording dot top right ({red} red pixels)"
+    );
     xdotool(&x.display, &["key", "r"]);
     assert!(
         log.wait_for("recording saved", Duration::from_secs(30)),
@@ -606,7 +614,10 @@ fn r_records_an_mp4_and_closing_the_window_saves_one_too() {
         .map(|(a, b)| f64::from(a.abs_diff(*b)))
         .sum::<f64>()
         / f.as_raw().len() as f64;
-    assert!(diff > 20.0, "the recording looks like the raw pattern: {diff:.1}");
+    assert!(
+        diff > 20.0,
+        "the recording looks like the raw pattern: {diff:.1}"
+    );
 
     // Again, and Esc closes the window while recording: the file is saved on the way out.
     xdotool(&x.display, &["key", "r"]);

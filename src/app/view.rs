@@ -176,7 +176,10 @@ pub fn video_ui(ui: &mut egui::Ui, v: &VideoView) {
             Color32::WHITE,
         );
         let (dot, pad) = (7.0, 6.0);
-        let size = egui::vec2(galley.size().x + 2.0 * dot + 3.0 * pad, galley.size().y + 2.0 * pad);
+        let size = egui::vec2(
+            galley.size().x + 2.0 * dot + 3.0 * pad,
+            galley.size().y + 2.0 * pad,
+        );
         let bg = Rect::from_min_size(
             Pos2::new(area.right() - size.x - 8.0, area.top() + 8.0),
             size,

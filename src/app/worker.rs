@@ -71,9 +71,15 @@ pub enum Command {
     },
     ListCameras,
     /// Start an MP4 recording, saved in `dir` as `stem.mp4` (`stem-2.mp4`, ... if taken).
-    RecordStart { dir: PathBuf, stem: String },
+    RecordStart {
+        dir: PathBuf,
+        stem: String,
+    },
     /// A frame for the recording, shown at `at`.
-    RecordFrame { shot: Shot, at: Instant },
+    RecordFrame {
+        shot: Shot,
+        at: Instant,
+    },
     /// Finish the recording and save it.
     RecordStop,
     /// Ends the thread after the commands before it (a recording still open is saved).
@@ -405,7 +411,10 @@ mod tests {
         }
         // Frame 5: left red 100, right green 100 / blue 155 (up to H.264's loss).
         let p = frames[5].image.get_pixel(100, 24).0;
-        assert!(p[0] < 20 && p[1].abs_diff(100) < 12 && p[2].abs_diff(155) < 12, "{p:?}");
+        assert!(
+            p[0] < 20 && p[1].abs_diff(100) < 12 && p[2].abs_diff(155) < 12,
+            "{p:?}"
+        );
         let p = frames[5].image.get_pixel(20, 24).0;
         assert!(p[0].abs_diff(100) < 12 && p[1] < 20, "{p:?}");
 

@@ -13,8 +13,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::{existing_file, DeviceArg};
 use crate::model::{MsgNet, Targets};
-use crate::video::is_video;
 use crate::style::{self, Aspect, Split};
+use crate::video::is_video;
 use crate::{assets, color, image_io};
 
 #[derive(Debug, clap::Args)]
@@ -259,10 +259,7 @@ fn plan(a: &Args, inputs: &[PathBuf], style_tag: &str) -> Result<Vec<(PathBuf, P
             ),
         },
         (None, Some(dir)) => {
-            if inputs.len() == 1
-                && !dir.is_dir()
-                && (style::bank::is_image(dir) || is_video(dir))
-            {
+            if inputs.len() == 1 && !dir.is_dir() && (style::bank::is_image(dir) || is_video(dir)) {
                 bail!(
                     "--output names a folder, and {} looks like a file name: use -o FILE for one photo",
                     dir.display()
@@ -361,7 +358,9 @@ pub fn run(a: Args) -> Result<()> {
         }
         bar.set_message(input.display().to_string());
         match job.run(input, output) {
-            Ok(()) => job.progress.println(format!("wrote {}", output.display()))?,
+            Ok(()) => job
+                .progress
+                .println(format!("wrote {}", output.display()))?,
             Err(e) if cancel.load(Ordering::Acquire) => {
                 job.say(&format!("interrupted {}: {e:#}", input.display()));
                 interrupted = true;

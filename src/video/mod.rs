@@ -71,7 +71,9 @@ pub enum VideoError {
          apt-get install libavcodec-dev libavformat-dev libavutil-dev libswscale-dev)"
     )]
     NotBuilt,
-    #[error("{path}: cannot read it as a video: {reason} (is it damaged, truncated or not a video?)")]
+    #[error(
+        "{path}: cannot read it as a video: {reason} (is it damaged, truncated or not a video?)"
+    )]
     Open { path: PathBuf, reason: String },
     #[error("{path} has no video stream{found}")]
     NoVideo { path: PathBuf, found: String },
@@ -95,10 +97,12 @@ pub enum VideoError {
     #[error("{path} holds no video frames{range}")]
     NoFrames { path: PathBuf, range: String },
     #[error("{path} is damaged or truncated near {at:.1} s ({reason})")]
-    Damaged { path: PathBuf, at: f64, reason: String },
-    #[error(
-        "{path}: write a video as .mp4, .m4v, .mov or .mkv (H.264) or .webm (VP9)"
-    )]
+    Damaged {
+        path: PathBuf,
+        at: f64,
+        reason: String,
+    },
+    #[error("{path}: write a video as .mp4, .m4v, .mov or .mkv (H.264) or .webm (VP9)")]
     OutputKind { path: PathBuf },
     #[error(
         "{path} cannot hold the source's {codec} audio, which is copied unchanged: write .mp4, \

@@ -131,7 +131,11 @@ impl LiveState {
         let tag = file_tag(&self.settings.controls.style);
         let stem = crate::snapshot::stem(chrono::Local::now(), &tag);
         self.recording = Some(now);
-        self.show("recording MP4… (R or the button stops it)".into(), false, now);
+        self.show(
+            "recording MP4… (R or the button stops it)".into(),
+            false,
+            now,
+        );
         vec![Effect::Work(worker::Command::RecordStart { dir, stem })]
     }
 

@@ -58,7 +58,9 @@ fn time(s: &str) -> std::result::Result<Duration, String> {
 pub fn check_args(v: &VideoArgs, inputs: &[PathBuf]) -> Result<()> {
     let used = v.start.is_some() || v.duration.is_some() || v.anti_flicker > 0.0 || v.crf.is_some();
     if used && !inputs.iter().any(|p| is_video(p)) {
-        bail!("--start, --duration, --anti-flicker and --crf are for videos, and no video was given");
+        bail!(
+            "--start, --duration, --anti-flicker and --crf are for videos, and no video was given"
+        );
     }
     if v.duration == Some(Duration::ZERO) {
         bail!("--duration 0 would make an empty video: give a length above zero");
@@ -110,14 +112,16 @@ fn widest(w: u32, h: u32) -> u32 {
 pub fn run(job: &Job, input: &Path, output: &Path) -> Result<()> {
     let a = job.args;
     if !a.force && output.exists() {
-        bail!("{} already exists (pass --force to overwrite it)", output.display());
+        bail!(
+            "{} already exists (pass --force to overwrite it)",
+            output.display()
+        );
     }
     let info = video::probe(input)?;
     let (w, h) = match a.content_size {
         Some(cw) => (
             cw,
-            ((u64::from(info.height) * u64::from(cw) / u64::from(info.width.max(1))) as u32)
-                .max(8),
+            ((u64::from(info.height) * u64::from(cw) / u64::from(info.width.max(1))) as u32).max(8),
         ),
         None => (info.width, info.height),
     };
@@ -204,7 +208,12 @@ pub fn run(job: &Job, input: &Path, output: &Path) -> Result<()> {
     } else {
         tmp.persist_noclobber(output)
             .map_err(|e| e.error)
-            .with_context(|| format!("cannot write {} (or it appeared meanwhile)", output.display()))?;
+            .with_context(|| {
+                format!(
+                    "cannot write {} (or it appeared meanwhile)",
+                    output.display()
+                )
+            })?;
     }
     job.say(&format!(
         "{}: {} frames at {}x{} in {secs:.1} s ({:.2} frames/s){}",

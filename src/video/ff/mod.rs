@@ -8,9 +8,9 @@ mod transcode;
 use std::path::Path;
 use std::sync::Once;
 
-use ffmpeg_next as ff;
 use ff::software::scaling;
 use ff::{color, frame, Rational};
+use ffmpeg_next as ff;
 use image::RgbImage;
 
 pub use transcode::transcode;
@@ -69,7 +69,12 @@ fn seconds(ts: i64, tb: Rational) -> f64 {
 
 /// Tells swscale which YUV matrix and range the YUV side of a conversion uses (`yuv_is_dst`:
 /// the YUV picture is the output).
-fn set_colorspace(s: &mut scaling::Context, space: color::Space, range: color::Range, yuv_is_dst: bool) {
+fn set_colorspace(
+    s: &mut scaling::Context,
+    space: color::Space,
+    range: color::Range,
+    yuv_is_dst: bool,
+) {
     let matrix = match space {
         color::Space::BT709 => ff::ffi::SWS_CS_ITU709,
         color::Space::FCC => ff::ffi::SWS_CS_FCC,
@@ -84,7 +89,16 @@ fn set_colorspace(s: &mut scaling::Context, space: color::Space, range: color::R
         let table = ff::ffi::sws_getCoefficients(matrix);
         let ptr = s.as_mut_ptr();
         let (src_range, dst_range) = if yuv_is_dst { (1, full) } else { (full, 1) };
-        ff::ffi::sws_setColorspaceDetails(ptr, table, src_range, table, dst_range, 0, 1 << 16, 1 << 16);
+        ff::ffi::sws_setColorspaceDetails(
+            ptr,
+            table,
+            src_range,
+            table,
+            dst_range,
+            0,
+            1 << 16,
+            1 << 16,
+        );
     }
 }
 

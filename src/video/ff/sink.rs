@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use ffmpeg_next as ff;
 use ff::format::Pixel;
 use ff::software::scaling;
 use ff::{codec, color, encoder, frame, Dictionary, Packet, Rational};
+use ffmpeg_next as ff;
 use image::RgbImage;
 
 use super::{image_to_frame, init, set_colorspace};
@@ -159,7 +159,12 @@ impl Sink {
             scaling::Flags::BILINEAR | scaling::Flags::ACCURATE_RND,
         )
         .map_err(write_err)?;
-        set_colorspace(&mut scaler, color::Space::SMPTE170M, color::Range::MPEG, true);
+        set_colorspace(
+            &mut scaler,
+            color::Space::SMPTE170M,
+            color::Range::MPEG,
+            true,
+        );
         Ok(Self {
             name: name.into(),
             octx,
@@ -171,10 +176,11 @@ impl Sink {
             video_tb,
             audio,
             last_pts: None,
-            frame_ticks: o
-                .frame_rate
-                .filter(|r| r.numerator() > 0)
-                .map_or(1, |r| (1.0 / f64::from(r) / f64::from(o.time_base)).round().max(1.0) as i64),
+            frame_ticks: o.frame_rate.filter(|r| r.numerator() > 0).map_or(1, |r| {
+                (1.0 / f64::from(r) / f64::from(o.time_base))
+                    .round()
+                    .max(1.0) as i64
+            }),
             fixed_rate: o.frame_rate.is_some_and(|r| r.numerator() > 0),
             frames: 0,
         })
@@ -203,7 +209,9 @@ impl Sink {
         let fitted = fit(img, self.width, self.height);
         let rgb = image_to_frame(&fitted);
         let mut yuv = frame::Video::empty();
-        self.scaler.run(&rgb, &mut yuv).map_err(|e| self.write_err(e))?;
+        self.scaler
+            .run(&rgb, &mut yuv)
+            .map_err(|e| self.write_err(e))?;
         let pts = match self.last_pts {
             Some(last) if pts <= last => last + 1,
             _ => pts,

@@ -4,11 +4,11 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-use ffmpeg_next as ff;
 use ff::codec::packet::side_data::Type as SideDataType;
 use ff::format::Pixel;
 use ff::software::scaling;
 use ff::{decoder, frame, media, Packet, Rational};
+use ffmpeg_next as ff;
 use image::RgbImage;
 
 use super::{init, seconds, set_colorspace};
@@ -40,6 +40,12 @@ pub(super) struct Source {
     frame_step: f64,
     /// Whether to hand on audio packets.
     keep_audio: bool,
+    /// What the file's index promises: frames, and when the last one ends (seconds).
+    declared_frames: Option<u64>,
+    declared_end: Option<f64>,
+    /// Frames decoded, and whether a seek skipped some.
+    decoded: u64,
+    seeked: bool,
 }
 
 impl Source {
@@ -59,7 +65,20 @@ impl Source {
                 },
             });
         }
-        let ictx = ff::format::input(path).map_err(open_err)?;
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            return Err(VideoError::Open {
+                path: path.into(),
+                reason: "the file is empty (0 bytes)".into(),
+            });
+        }
+        let ictx = ff::format::input(path).map_err(|e| match e {
+            // The header parsed but no packet followed: a clip of zero length.
+            ff::Error::Eof => VideoError::NoFrames {
+                path: path.into(),
+                range: String::new(),
+            },
+            e => open_err(e),
+        })?;
         let Some(stream) = ictx.streams().best(media::Type::Video) else {
             let kinds: Vec<String> = ictx
                 .streams()
@@ -99,6 +118,15 @@ impl Source {
         } else {
             1.0 / 30.0
         };
+        let declared_frames = u64::try_from(stream.frames()).ok().filter(|&n| n > 0);
+        let declared_end = (stream.duration() > 0).then(|| {
+            let start = if stream.start_time() == ff::ffi::AV_NOPTS_VALUE {
+                0
+            } else {
+                stream.start_time()
+            };
+            seconds(start + stream.duration(), video_tb)
+        });
         let audio = if keep_audio {
             ictx.streams().best(media::Type::Audio).map(|s| s.index())
         } else {
@@ -119,6 +147,10 @@ impl Source {
             last_time: None,
             frame_step,
             keep_audio,
+            declared_frames,
+            declared_end,
+            decoded: 0,
+            seeked: false,
         })
     }
 
@@ -154,11 +186,9 @@ impl Source {
             duration,
             frames,
             codec: codec_name(self.decoder.id()),
-            audio: self.audio.and_then(|i| {
-                self.ictx
-                    .stream(i)
-                    .map(|s| codec_name(s.parameters().id()))
-            }),
+            audio: self
+                .audio
+                .and_then(|i| self.ictx.stream(i).map(|s| codec_name(s.parameters().id()))),
         }
     }
 
@@ -173,7 +203,26 @@ impl Source {
             .seek(ts, ..ts + 1)
             .map_err(|e| self.damaged(e.to_string()))?;
         self.decoder.flush();
+        self.seeked = true;
         Ok(())
+    }
+
+    /// At the end of a whole read (no seek): whether the file stopped well short of what its
+    /// index promises, in both frames and time (a truncated file whose index survived).
+    /// Generous margins, so that edit lists and rounding never count.
+    fn cut_short(&self) -> Option<String> {
+        if self.seeked {
+            return None;
+        }
+        let (last, end, n) = (self.last_time?, self.declared_end?, self.declared_frames?);
+        let short_in_time = last + 2.0 * self.frame_step < end * 0.98;
+        let short_in_frames = (self.decoded as f64) < n as f64 * 0.98 - 1.0;
+        (short_in_time && short_in_frames).then(|| {
+            format!(
+                "it ends at {last:.1} s after {} of its {n} frames, but its index says {end:.1} s",
+                self.decoded
+            )
+        })
     }
 
     fn damaged(&self, reason: String) -> VideoError {
@@ -215,6 +264,9 @@ impl Source {
                         .map_err(|e| self.damaged(e.to_string()))?;
                     self.drain()?;
                     self.done = true;
+                    if let Some(reason) = self.cut_short() {
+                        return Err(self.damaged(reason));
+                    }
                 }
                 Err(e) => return Err(self.damaged(e.to_string())),
             }
@@ -232,6 +284,7 @@ impl Source {
                         None => self.last_time.map_or(0.0, |t| t + self.frame_step),
                     };
                     self.last_time = Some(time);
+                    self.decoded += 1;
                     let image = self.to_rgb(&decoded)?;
                     self.pending
                         .push_back(Item::Frame(VideoFrame { image, time }));
@@ -264,12 +317,11 @@ impl Source {
         }
         let mut rgb = frame::Video::empty();
         if let Some((s, _)) = self.scaler.as_mut() {
-            s.run(decoded, &mut rgb)
-                .map_err(|e| VideoError::Damaged {
-                    path: self.path.clone(),
-                    at: self.at,
-                    reason: e.to_string(),
-                })?;
+            s.run(decoded, &mut rgb).map_err(|e| VideoError::Damaged {
+                path: self.path.clone(),
+                at: self.at,
+                reason: e.to_string(),
+            })?;
         }
         let img = super::frame_to_image(&rgb);
         Ok(match self.rotation {

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use ffmpeg_next as ff;
 use ff::{codec, encoder, frame, ChannelLayout, Packet, Rational};
+use ffmpeg_next as ff;
 use image::RgbImage;
 
 use super::init;
@@ -66,7 +66,12 @@ impl Synth {
     pub fn length(&self) -> f64 {
         let last = self.frames.max(1) - 1;
         let step = 1.0 / f64::from(self.fps.max(1));
-        self.time(last) + if self.vfr && last % 2 == 1 { 2.0 * step } else { step }
+        self.time(last)
+            + if self.vfr && last % 2 == 1 {
+                2.0 * step
+            } else {
+                step
+            }
     }
 
     /// Writes the clip to `path` (the container follows its extension).
@@ -241,7 +246,10 @@ pub fn set_rotation(path: &Path, degrees: u32) -> std::io::Result<()> {
         _ => (1, 0, 0, 1),
     };
     let at = video_tkhd_matrix(&bytes).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "no video track header found")
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "no video track header found",
+        )
     })?;
     let one = 0x1_0000;
     let matrix = [a * one, b * one, 0, c * one, d * one, 0, 0, 0, 0x4000_0000];
@@ -257,7 +265,8 @@ fn video_tkhd_matrix(bytes: &[u8]) -> Option<usize> {
         let mut out = Vec::new();
         let mut at = from;
         while at + 8 <= to {
-            let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap_or_default()) as usize;
+            let size =
+                u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap_or_default()) as usize;
             let kind: [u8; 4] = bytes[at + 4..at + 8].try_into().unwrap_or_default();
             if size < 8 || at + size > to {
                 break;

@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ffmpeg_next as ff;
 use ff::{Packet, Rational};
+use ffmpeg_next as ff;
 use image::RgbImage;
 
 use super::sink::{Sink, SinkOptions};
@@ -45,11 +45,9 @@ pub fn transcode(
     };
     src.seek(start)?;
     let video_tb = src.video_tb;
-    let audio = src.audio.and_then(|i| {
-        src.ictx
-            .stream(i)
-            .map(|s| (s.parameters(), s.time_base()))
-    });
+    let audio = src
+        .audio
+        .and_then(|i| src.ictx.stream(i).map(|s| (s.parameters(), s.time_base())));
     let rate = src
         .ictx
         .stream(src.video)

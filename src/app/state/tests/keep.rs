@@ -132,7 +132,10 @@ fn record_cmds(fx: &[Effect]) -> Vec<String> {
             }
             Effect::Work(worker::Command::RecordFrame { shot, .. }) => {
                 let (w, h) = shot.compose().dimensions();
-                Some(format!("frame {} {w}x{h}", shot.stylized.get_pixel(0, 0)[2]))
+                Some(format!(
+                    "frame {} {w}x{h}",
+                    shot.stylized.get_pixel(0, 0)[2]
+                ))
             }
             Effect::Work(worker::Command::RecordStop) => Some("stop".into()),
             _ => None,
@@ -202,7 +205,10 @@ fn a_recording_that_fails_midway_ends_with_a_banner_and_closing_the_window_saves
     assert!(texts(&st).iter().any(|b| b.contains("No space left")));
     assert!(record_cmds(&st.on_output(Ok(output(1, t + secs(1.1))), t + secs(1.1))).is_empty());
 
-    assert!(record_cmds(&st.on_exit(t + secs(2.0))).is_empty(), "nothing to stop");
+    assert!(
+        record_cmds(&st.on_exit(t + secs(2.0))).is_empty(),
+        "nothing to stop"
+    );
     st.on_action(Action::ToggleRecord, t + secs(2.0));
     assert_eq!(record_cmds(&st.on_exit(t + secs(3.0))), ["stop"]);
 }
