@@ -376,6 +376,7 @@ impl Stylizer for Engine {
 ///   keeps its previous value, so noise never reaches the network;
 /// - an output moving average: each output pixel is `a * new + (1 - a) * previous` with
 ///   `a = 1 - 0.75 * dial`, which smooths what flicker remains at the cost of a short trail.
+///
 /// `stylecam stylize` applies the same to video files.
 #[derive(Default)]
 pub struct AntiFlicker {

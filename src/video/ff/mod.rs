@@ -81,7 +81,7 @@ fn set_colorspace(
         color::Space::SMPTE240M => ff::ffi::SWS_CS_SMPTE240M,
         color::Space::BT2020NCL | color::Space::BT2020CL => ff::ffi::SWS_CS_BT2020,
         _ => ff::ffi::SWS_CS_DEFAULT,
-    } as i32;
+    };
     let full = i32::from(range == color::Range::JPEG);
     // SAFETY: the context is a live swscale context owned by `s`; the coefficient tables are
     // static ones from swscale itself; 1 << 16 is swscale's neutral contrast and saturation.

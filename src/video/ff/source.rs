@@ -285,7 +285,7 @@ impl Source {
                     };
                     self.last_time = Some(time);
                     self.decoded += 1;
-                    let image = self.to_rgb(&decoded)?;
+                    let image = self.upright_rgb(&decoded)?;
                     self.pending
                         .push_back(Item::Frame(VideoFrame { image, time }));
                 }
@@ -299,7 +299,7 @@ impl Source {
     }
 
     /// Converts a decoded frame to upright RGB.
-    fn to_rgb(&mut self, decoded: &frame::Video) -> Result<RgbImage, VideoError> {
+    fn upright_rgb(&mut self, decoded: &frame::Video) -> Result<RgbImage, VideoError> {
         let key = (decoded.format(), decoded.width(), decoded.height());
         if self.scaler.as_ref().map(|(_, k)| *k) != Some(key) {
             let mut s = scaling::Context::get(

@@ -1,6 +1,6 @@
 //! Test clips made on the spot: a moving pattern with a sine tone, optionally at a variable
-//! frame rate or with a phone's rotation matrix. The tests and `stylecam bench` use them, so
-//! no video file is committed.
+//! frame rate or with a phone's rotation matrix. The tests make their clips with it, so no
+//! video file is committed.
 
 use std::path::Path;
 
