@@ -570,7 +570,7 @@ fn a_full_disk_ends_a_recording_with_a_clear_error_and_no_file() {
             drop(rec);
             e
         }
-        None => rec.finish().unwrap_err().to_string(),
+        None => rec.finish(Instant::now()).unwrap_err().to_string(),
     };
     assert!(error.contains("No space left"), "{error}");
     assert!(error.contains("full.mp4"), "{error}");

@@ -609,6 +609,12 @@ fn r_records_an_mp4_and_closing_the_window_saves_one_too() {
         (1.5..held + 0.5).contains(&length),
         "{length:.2} s recorded while R was held for {held:.2} s"
     );
+    // The file lasts until R stopped it: past its last frame's start, within the time held.
+    let duration = info.duration.unwrap();
+    assert!(
+        duration > length && duration < held + 0.5,
+        "{duration:.2} s long, last frame at {length:.2} s, R held {held:.2} s"
+    );
     // The recording is the stylised picture, not the raw pattern.
     let raw = stylecam::capture::TestPattern::new(640, 480, 30).render(0);
     let raw = image::imageops::resize(&raw, 320, 240, image::imageops::FilterType::Triangle);

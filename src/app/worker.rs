@@ -80,8 +80,10 @@ pub enum Command {
         shot: Shot,
         at: Instant,
     },
-    /// Finish the recording and save it.
-    RecordStop,
+    /// Finish the recording, stopped at `at` (the last frame lasts until then), and save it.
+    RecordStop {
+        at: Instant,
+    },
     /// Ends the thread after the commands before it (a recording still open is saved).
     Stop,
 }
@@ -187,7 +189,7 @@ fn run(
         let reply = match command {
             Command::Stop => {
                 if let Some(r) = recording.take() {
-                    replies.send(finish_recording(r)).ok();
+                    replies.send(finish_recording(r, Instant::now())).ok();
                 }
                 return;
             }
@@ -195,7 +197,7 @@ fn run(
                 // A recording still open is saved first (the state never starts two).
                 let earlier = recording.replace(Recorder::new(&dir, &stem));
                 match earlier {
-                    Some(r) => finish_recording(r),
+                    Some(r) => finish_recording(r, Instant::now()),
                     None => continue,
                 }
             }
@@ -216,8 +218,8 @@ fn run(
                     }
                 }
             }
-            Command::RecordStop => match recording.take() {
-                Some(r) => finish_recording(r),
+            Command::RecordStop { at } => match recording.take() {
+                Some(r) => finish_recording(r, at),
                 None => continue,
             },
             Command::Snapshot { dir, shot, tag, at } => saved(
@@ -246,9 +248,9 @@ fn admit(queued: &AtomicUsize) -> bool {
         .is_ok()
 }
 
-fn finish_recording(r: Recorder) -> Reply {
+fn finish_recording(r: Recorder, stopped: Instant) -> Reply {
     let frames = r.frames();
-    match r.finish() {
+    match r.finish(stopped) {
         Ok(path) => {
             tracing::info!("recording saved: {} ({frames} frames)", path.display());
             Reply::Saved {
@@ -390,7 +392,10 @@ mod tests {
                     at: t0 + Duration::from_millis(u64::from(i) * 100),
                 });
             }
-            w.send(Command::RecordStop);
+            // Stopped 0.4 s after the last frame: it shows until then.
+            w.send(Command::RecordStop {
+                at: t0 + Duration::from_millis(1500),
+            });
             let Reply::Saved { what, path } = wait_reply(&w) else {
                 panic!("not saved")
             };
@@ -404,6 +409,8 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(frames.len(), 12);
+        let length = crate::video::probe(&paths[1]).unwrap().duration.unwrap();
+        assert!((length - 1.5).abs() < 0.01, "{length} s long");
         for (i, f) in frames.iter().enumerate() {
             // Side by side, at the times the frames were shown.
             assert_eq!(f.image.dimensions(), (128, 48));
@@ -423,7 +430,7 @@ mod tests {
             dir: tmp.path().into(),
             stem: "empty".into(),
         });
-        w.send(Command::RecordStop);
+        w.send(Command::RecordStop { at: Instant::now() });
         match wait_reply(&w) {
             Reply::Failed { what, error } => {
                 assert_eq!(what, Kind::Recording);

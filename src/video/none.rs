@@ -43,7 +43,7 @@ impl RecordSink {
         Err(VideoError::NotBuilt)
     }
 
-    pub fn finish(self) -> Result<(), VideoError> {
+    pub fn finish_at(self, _end: Option<i64>) -> Result<(), VideoError> {
         Err(VideoError::NotBuilt)
     }
 }

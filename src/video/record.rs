@@ -77,14 +77,18 @@ impl Recorder {
         self.frames
     }
 
-    /// Finishes the file and moves it to its name; returns the path. With no frames there is
-    /// no file, and an error says so.
-    pub fn finish(self) -> Result<PathBuf, VideoError> {
+    /// Finishes the file, the last frame shown until `stopped`, and moves it to its name;
+    /// returns the path. With no frames there is no file, and an error says so.
+    pub fn finish(self, stopped: Instant) -> Result<PathBuf, VideoError> {
         let name = self.name();
         let Some((tmp, sink)) = self.open else {
             return Err(VideoError::NothingRecorded);
         };
-        sink.finish()?;
+        let end = self.first.map(|first| {
+            let ms = stopped.saturating_duration_since(first).as_millis();
+            i64::try_from(ms).unwrap_or(i64::MAX)
+        });
+        sink.finish_at(end)?;
         tmp.as_file().sync_all().map_err(|e| VideoError::Write {
             path: name.clone(),
             reason: e.to_string(),

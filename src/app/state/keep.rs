@@ -147,7 +147,7 @@ impl LiveState {
         self.saving_recording = true;
         let secs = now.saturating_duration_since(started).as_secs_f32();
         self.show(format!("saving the recording ({secs:.0} s)…"), false, now);
-        vec![Effect::Work(worker::Command::RecordStop)]
+        vec![Effect::Work(worker::Command::RecordStop { at: now })]
     }
 
     /// The clip has ended: the worker encodes and saves it.

@@ -39,6 +39,7 @@ pub(super) fn open_recording(
             time_base: Rational(1, 1000),
             frame_rate: None,
             preset: Some(RECORD_PRESET),
+            tune: Some("zerolatency"),
             crf: None,
             audio: None,
         },

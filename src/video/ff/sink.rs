@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ff::format::Pixel;
 use ff::software::scaling;
-use ff::{codec, color, encoder, frame, Dictionary, Packet, Rational};
+use ff::{codec, color, encoder, frame, Dictionary, Packet, Rational, Rescale};
 use ffmpeg_next as ff;
 use image::RgbImage;
 
@@ -24,6 +24,9 @@ pub struct SinkOptions<'a> {
     pub frame_rate: Option<Rational>,
     /// x264 preset; `None` is `medium`.
     pub preset: Option<&'a str>,
+    /// x264 tune (`zerolatency` for recordings: no B-frames, so a frame is written as soon as
+    /// it is encoded and a variable rate keeps exact stream lengths).
+    pub tune: Option<&'a str>,
     /// x264 constant rate factor; `None` is [`DEFAULT_CRF`].
     pub crf: Option<u32>,
     /// An audio stream to copy: its parameters and the time base its packets come in.
@@ -48,6 +51,9 @@ pub struct Sink {
     frame_ticks: i64,
     fixed_rate: bool,
     frames: u64,
+    /// The newest video packet, written when the next one comes or at the end (where the end
+    /// time may lengthen it).
+    held: Option<Packet>,
 }
 
 impl Sink {
@@ -110,6 +116,9 @@ impl Sink {
             opts.set("row-mt", "1");
         } else {
             opts.set("preset", o.preset.unwrap_or("medium"));
+            if let Some(tune) = o.tune {
+                opts.set("tune", tune);
+            }
             opts.set("crf", &o.crf.unwrap_or(DEFAULT_CRF).to_string());
         }
         let encoder = enc.open_with(opts).map_err(write_err)?;
@@ -183,6 +192,7 @@ impl Sink {
             }),
             fixed_rate: o.frame_rate.is_some_and(|r| r.numerator() > 0),
             frames: 0,
+            held: None,
         })
     }
 
@@ -242,24 +252,46 @@ impl Sink {
     }
 
     fn drain(&mut self) -> Result<(), VideoError> {
-        let mut packet = Packet::empty();
-        while self.encoder.receive_packet(&mut packet).is_ok() {
+        loop {
+            let mut packet = Packet::empty();
+            if self.encoder.receive_packet(&mut packet).is_err() {
+                return Ok(());
+            }
             if packet.duration() <= 0 {
                 packet.set_duration(self.frame_ticks);
             }
             packet.set_stream(0);
             packet.rescale_ts(self.enc_tb, self.video_tb);
-            packet
-                .write_interleaved(&mut self.octx)
-                .map_err(|e| self.write_err(e))?;
+            if let Some(mut earlier) = self.held.replace(packet) {
+                earlier
+                    .write_interleaved(&mut self.octx)
+                    .map_err(|e| self.write_err(e))?;
+            }
         }
-        Ok(())
     }
 
     /// Flushes the encoder and writes the file's index. Only then is the file playable.
-    pub fn finish(mut self) -> Result<(), VideoError> {
+    pub fn finish(self) -> Result<(), VideoError> {
+        self.finish_at(None)
+    }
+
+    /// As [`Sink::finish`], with the last frame shown until `end` (in the time base given at
+    /// creation) when that is after it: a recording lasts until it was stopped.
+    pub fn finish_at(mut self, end: Option<i64>) -> Result<(), VideoError> {
         self.encoder.send_eof().map_err(|e| self.write_err(e))?;
         self.drain()?;
+        if let Some(mut last) = self.held.take() {
+            // The last packet in decode order; without B-frames (recordings) also the last
+            // frame shown.
+            let end = end.map(|e| e.rescale(self.enc_tb, self.video_tb));
+            if let (Some(end), Some(pts)) = (end, last.pts()) {
+                if end > pts {
+                    last.set_duration(end - pts);
+                }
+            }
+            last.write_interleaved(&mut self.octx)
+                .map_err(|e| self.write_err(e))?;
+        }
         self.octx.write_trailer().map_err(|e| self.write_err(e))
     }
 }

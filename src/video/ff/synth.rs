@@ -96,6 +96,7 @@ impl Synth {
                 time_base: VIDEO_TB,
                 frame_rate: (!self.vfr).then_some(Rational(self.fps as i32, 1)),
                 preset: Some("veryfast"),
+                tune: None,
                 crf: self.crf,
                 audio: tone
                     .as_ref()

@@ -88,6 +88,7 @@ pub fn transcode(
                                 time_base: video_tb,
                                 frame_rate: rate,
                                 preset: opts.preset.as_deref(),
+                                tune: None,
                                 crf: opts.crf,
                                 audio: audio.clone(),
                             },

@@ -137,7 +137,7 @@ fn record_cmds(fx: &[Effect]) -> Vec<String> {
                     shot.stylized.get_pixel(0, 0)[2]
                 ))
             }
-            Effect::Work(worker::Command::RecordStop) => Some("stop".into()),
+            Effect::Work(worker::Command::RecordStop { .. }) => Some("stop".into()),
             _ => None,
         })
         .collect()
