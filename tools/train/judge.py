@@ -12,10 +12,10 @@ for the flicker test) and --photo (the unstyled photo: chance level).
 Measures (all on the same held-out photo crops the teacher saw, 288 x 384):
 1. Recognisable styles: for every output, which of the 21 paintings is nearest under two
    hand-made descriptors that no training loss uses:
-     D1 colour + orientation: CIELab mean/std, chroma-weighted hue histogram, and
-        magnitude-weighted gradient-orientation histograms of L at two scales;
-     D2 texture + colour histogram: uniform local binary patterns (radius 1 and 2) and a joint
-        HSV histogram.
+     D1 colour + orientation: CIELab mean, std and channel correlations, and magnitude-weighted
+        gradient-orientation histograms of L at two scales;
+     D2 random-CNN Gram: the Gram matrices of a fixed random 3-layer CNN (texture statistics
+        with filters no training loss uses).
    Each descriptor dimension is z-scored over the 21 paintings; nearest = smallest Euclidean
    distance.  Reported: the share of outputs whose nearest painting is their own (chance 1/21).
 2. Brush: the stroke scale of the outputs at brush 0.5 and 2, as the centroid frequency of the
@@ -86,48 +86,43 @@ def _orientation_hist(lum: np.ndarray, sigma: float, bins: int = 8) -> np.ndarra
 
 
 def descriptor_d1(rgb: np.ndarray) -> np.ndarray:
-    x = rgb.astype(np.float64) / 255.0
-    lab = _srgb_to_lab(x)
+    """Colour moments (CIELab mean, std and channel correlations) and magnitude-weighted
+    gradient-orientation histograms of L at two scales."""
+    lab = _srgb_to_lab(rgb.astype(np.float64) / 255.0)
     flat = lab.reshape(-1, 3)
-    chroma = np.hypot(flat[:, 1], flat[:, 2])
-    hue = np.arctan2(flat[:, 2], flat[:, 1]) % (2 * math.pi)
-    hh, _ = np.histogram(hue, bins=12, range=(0, 2 * math.pi), weights=chroma)
+    corr = np.nan_to_num(np.corrcoef(flat.T))[np.triu_indices(3, 1)]
     lum = lab[..., 0] / 100.0
-    return np.concatenate([flat.mean(0) / 50, flat.std(0) / 25, [chroma.mean() / 25],
-                           hh / max(hh.sum(), 1e-9),
+    return np.concatenate([flat.mean(0), flat.std(0), corr,
                            _orientation_hist(lum, 0.0), _orientation_hist(lum, 2.0)])
 
 
-def _lbp_hist(grey: np.ndarray, radius: int) -> np.ndarray:
-    """Uniform 8-neighbour LBP histogram (10 bins: 9 uniform patterns by ones-count + non-uniform)."""
-    g = np.pad(grey, radius, mode="reflect")
-    h, w = grey.shape
-    c = grey
-    bits = []
-    for k in range(8):
-        a = 2 * math.pi * k / 8
-        dy, dx = int(round(-radius * math.sin(a))), int(round(radius * math.cos(a)))
-        bits.append((g[radius + dy:radius + dy + h, radius + dx:radius + dx + w] >= c).astype(np.int32))
-    b = np.stack(bits, 0)
-    transitions = (b != np.roll(b, 1, axis=0)).sum(0)
-    ones = b.sum(0)
-    code = np.where(transitions <= 2, ones, 9)
-    hist = np.bincount(code.ravel(), minlength=10).astype(np.float64)
-    return hist / hist.sum()
+class RandomCnnGram:
+    """Texture statistics from a fixed random shallow CNN (Ustyuzhaninov et al. 2017, "What does
+    it take to generate natural textures?"): three 5x5 conv + ReLU layers with Gaussian weights
+    from a fixed seed (strides 1, 2, 2), and the Gram matrix of each layer's output.  No training
+    loss sees these filters."""
+
+    def __init__(self, width=24, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.weights = []
+        cin = 3
+        for _ in range(3):
+            self.weights.append(torch.randn(width, cin, 5, 5, generator=g) / math.sqrt(cin * 25))
+            cin = width
+        self.iu = np.triu_indices(width)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(rgb.astype(np.float32) / 255.0 - 0.5).permute(2, 0, 1)[None]
+        out = []
+        with torch.no_grad():
+            for i, w in enumerate(self.weights):
+                x = torch.relu(F.conv2d(x, w, padding=2, stride=1 if i == 0 else 2))
+                f = x[0].reshape(x.shape[1], -1)
+                out.append(np.sqrt((f @ f.T / f.shape[1]).numpy()[self.iu]))
+        return np.concatenate(out)
 
 
-def descriptor_d2(rgb: np.ndarray) -> np.ndarray:
-    im = Image.fromarray(rgb)
-    hsv = np.asarray(im.convert("HSV")).astype(np.int32)
-    hq = np.minimum(hsv[..., 0] * 6 // 256, 5)
-    sq = np.minimum(hsv[..., 1] * 3 // 256, 2)
-    vq = np.minimum(hsv[..., 2] * 3 // 256, 2)
-    joint = np.bincount((hq * 9 + sq * 3 + vq).ravel(), minlength=54).astype(np.float64)
-    grey = np.asarray(im.convert("L")).astype(np.float64)
-    return np.concatenate([joint / joint.sum(), _lbp_hist(grey, 1), _lbp_hist(grey, 2)])
-
-
-DESCRIPTORS = {"D1 colour+orientation": descriptor_d1, "D2 LBP+HSV": descriptor_d2}
+DESCRIPTORS = {"D1 colour+orientation": descriptor_d1, "D2 random-CNN Gram": RandomCnnGram()}
 
 
 class Nearest:
@@ -188,8 +183,11 @@ def flicker(out0: np.ndarray, out1: np.ndarray, dx=2, dy=1, margin=8) -> float:
 class Student:
     def __init__(self, path, threads):
         torch.set_num_threads(threads)
+        import hashlib
         self.net = load_net_from_ckpt(path)
         self.name = path
+        with open(path, "rb") as f:
+            self.key = hashlib.sha256(f.read()).hexdigest()[:16]
         self.targets = {}
 
     def __call__(self, rgb, style_name, style_rgb, brush=1.0):
@@ -207,7 +205,7 @@ class Student:
 class MagentaSubject:
     def __init__(self, cache, threads):
         from teacher import Magenta, style_view
-        self.m, self.view, self.cache, self.name = Magenta(threads), style_view, cache, "magenta"
+        self.m, self.view, self.cache, self.name, self.key = Magenta(threads), style_view, cache, "magenta", "magenta"
         self.vec = {}
 
     def __call__(self, rgb, style_name, style_rgb, brush=1.0, photo=None):
@@ -231,6 +229,9 @@ def main(argv=None):
     p.add_argument("--brush-photos", type=int, default=8, help="held-out photos for brush and flicker")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=None, help="write all numbers here")
+    p.add_argument("--outputs", default="/work/judge-outputs",
+                   help="keep every output here (outside the repo: derived from photos), keyed by the "
+                        "weights' SHA-256, so a second run only recomputes descriptors ('' to keep none)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -255,12 +256,27 @@ def main(argv=None):
         name = subj if subj == "photo" else subj.name
         t0 = time.time()
 
-        def run(rgb, sname, brush=1.0, photo=None):
+        store = None
+        if subj != "photo" and args.outputs:
+            store = os.path.join(args.outputs, subj.key)
+            os.makedirs(store, exist_ok=True)
+
+        def run(rgb, sname, brush, photo, variant="plain"):
+            """The subject's output for this photo (variant "moved<i>": shifted + noise), kept in
+            --outputs so that a second judge run only recomputes the descriptors."""
             if subj == "photo":
                 return rgb
+            path = store and os.path.join(store, f"{photo}.{variant}.{sname}.b{brush:g}.png")
+            if path and os.path.exists(path):
+                return load_rgb(path)
             if isinstance(subj, MagentaSubject):
-                return subj(rgb, sname, styles[sname], brush, photo)
-            return subj(rgb, sname, styles[sname], brush)
+                out = subj(rgb, sname, styles[sname], brush, photo if variant == "plain" else None)
+            else:
+                out = subj(rgb, sname, styles[sname], brush)
+            if path:
+                Image.fromarray(out).save(path + ".part.png")
+                os.replace(path + ".part.png", path)
+            return out
 
         hits = {k: {s: 0 for s in styles} for k in judges}
         edges = []
@@ -279,11 +295,12 @@ def main(argv=None):
             scale, flick = {}, []
             for sname in styles:
                 if not isinstance(subj, MagentaSubject):
-                    s05 = np.mean([stroke_scale(run(rgb, sname, 0.5)) for _, rgb in few])
-                    s2 = np.mean([stroke_scale(run(rgb, sname, 2.0)) for _, rgb in few])
+                    s05 = np.mean([stroke_scale(run(rgb, sname, 0.5, pn)) for pn, rgb in few])
+                    s2 = np.mean([stroke_scale(run(rgb, sname, 2.0, pn)) for pn, rgb in few])
                     scale[sname] = {"brush0.5": s05, "brush2": s2}
                 for i, (pn, rgb) in enumerate(few):
-                    flick.append(flicker(run(rgb, sname, 1.0, pn), run(shifted_noisy(rgb, seed=i), sname)))
+                    flick.append(flicker(run(rgb, sname, 1.0, pn),
+                                         run(shifted_noisy(rgb, seed=i), sname, 1.0, pn, f"moved{i}")))
             r["flicker"] = float(np.mean(flick))
             if scale:
                 r["stroke_scale"] = scale

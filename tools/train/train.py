@@ -53,6 +53,9 @@ def parse_args(argv=None):
     p.add_argument("--l1-weight", type=float, default=1.0, help="--teacher: L1 to the teacher (0..1 scale)")
     p.add_argument("--feat-weight", type=float, default=0.0,
                    help="--teacher: relative MSE between Tiny Darknet taps of output and teacher")
+    p.add_argument("--gram-weight", type=float, default=0.0,
+                   help="--teacher: also the relative Gram loss to the painting (as --style-weight does "
+                        "without a teacher)")
     p.add_argument("--stab-weight", type=float, default=0.0,
                    help="stability: L1 between warp(net(x)) and net(warp(x) + noise)")
     p.add_argument("--stab-shift", type=float, default=2.0, help="largest synthetic motion, pixels")
@@ -344,21 +347,21 @@ def teacher_step(args, net, lossnet, data, styles, gram_cache, step, dev, motion
     l1 = (y - t).abs().mean() / 255.0
     loss = args.l1_weight * l1
     lf = torch.zeros(())
-    if args.feat_weight > 0 or args.style_weight > 0:
-        taps = set(FEAT_TAPS) | (set(STYLE_TAPS) if args.style_weight > 0 else set())
+    if args.feat_weight > 0 or args.gram_weight > 0:
+        taps = set(FEAT_TAPS) | (set(STYLE_TAPS) if args.gram_weight > 0 else set())
         fy = lossnet(bgr255_to_rgb01(y), taps)
         if args.feat_weight > 0:
             with torch.no_grad():
                 ft = lossnet(bgr255_to_rgb01(t), set(FEAT_TAPS))
             lf = feature_loss(fy, ft, FEAT_TAPS)
             loss = loss + args.feat_weight * lf
-        if args.style_weight > 0:
+        if args.gram_weight > 0:
             key = ("gram", si, size)
             if key not in gram_cache:
                 with torch.no_grad():
                     feats = lossnet(bgr255_to_rgb01(style_tensor(styles.rgb[si], size).to(dev)), STYLE_TAPS)
                 gram_cache[key] = {k: gram(f) for k, f in feats.items()}
-            loss = loss + args.style_weight * style_loss(fy, gram_cache[key], "relative")
+            loss = loss + args.gram_weight * style_loss(fy, gram_cache[key], "relative")
     ls = torch.zeros(())
     if args.stab_weight > 0:
         k = min(args.stab_batch, x.shape[0])
