@@ -439,14 +439,16 @@ impl Stylizer for Engine {
 ///   keeps its previous value, so noise never reaches the network;
 /// - an output moving average: each output pixel is `a * new + (1 - a) * previous` with
 ///   `a = 1 - 0.75 * dial`, which smooths what flicker remains at the cost of a short trail.
+///
+/// `stylecam stylize` applies the same to video files.
 #[derive(Default)]
-struct AntiFlicker {
+pub struct AntiFlicker {
     input: Option<RgbImage>,
     output: Option<Vec<f32>>,
 }
 
 impl AntiFlicker {
-    fn deadband(&mut self, frame: &RgbImage, dial: f32) -> RgbImage {
+    pub fn deadband(&mut self, frame: &RgbImage, dial: f32) -> RgbImage {
         if dial <= 0.0 {
             self.input = None;
             return frame.clone();
@@ -469,7 +471,7 @@ impl AntiFlicker {
         out
     }
 
-    fn smooth(&mut self, frame: RgbImage, dial: f32) -> RgbImage {
+    pub fn smooth(&mut self, frame: RgbImage, dial: f32) -> RgbImage {
         if dial <= 0.0 {
             self.output = None;
             return frame;

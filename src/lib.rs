@@ -18,6 +18,7 @@ pub mod serve;
 pub mod settings;
 pub mod snapshot;
 pub mod style;
+pub mod video;
 
 /// Lowercase hex of a byte string (hashes in file names and messages).
 pub fn hex(bytes: &[u8]) -> String {

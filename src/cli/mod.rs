@@ -38,7 +38,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Stylise an image: `stylecam stylize --model M --style S INPUT -o OUT.png`.
-    Stylize(stylize::Args),
+    Stylize(Box<stylize::Args>),
     /// Convert any supported weight file to safetensors.
     Convert(convert::Args),
     /// Print a weight file's format, keys, shapes, inferred ngf/blocks and parameter count.
@@ -158,7 +158,7 @@ impl std::fmt::Display for Size {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Some(Command::Stylize(a)) => stylize::run(a),
+        Some(Command::Stylize(a)) => stylize::run(*a),
         Some(Command::Convert(a)) => convert::run(a),
         Some(Command::Inspect(a)) => inspect::run(a),
         Some(Command::Bench(a)) => bench::run(a),
