@@ -11,7 +11,7 @@ use tempfile::NamedTempFile;
 mod jpeg;
 mod output;
 
-pub use output::{check_output, clean_stale, save, OutputFormat, STALE_AFTER};
+pub use output::{check_output, clean_stale, persist, save, OutputFormat, STALE_AFTER};
 
 /// The largest picture stylecam decodes, in pixels (200 megapixels: the largest phone sensors).
 /// Larger files are refused from their header, before any pixel is decoded.
@@ -99,7 +99,7 @@ pub fn load_as(path: &Path, what: &'static str) -> Result<RgbImage, ImageError> 
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
-    let mut decoder = reader
+    let decoder = reader
         .into_decoder()
         .map_err(|e| decode_error(path, what, e))?;
     let (width, height) = image::ImageDecoder::dimensions(&decoder);
@@ -111,18 +111,32 @@ pub fn load_as(path: &Path, what: &'static str) -> Result<RgbImage, ImageError> 
             height,
         });
     }
-    let orientation = image::ImageDecoder::orientation(&mut decoder)
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img =
-        image::DynamicImage::from_decoder(decoder).map_err(|e| decode_error(path, what, e))?;
+    let img = decode_upright(decoder).map_err(|e| decode_error(path, what, e))?;
     if format == ImageFormat::Jpeg && !jpeg::is_complete(path).map_err(io)? {
         return Err(ImageError::Truncated {
             path: path.into(),
             what,
         });
     }
-    img.apply_orientation(orientation);
     Ok(img.into_rgb8())
+}
+
+/// Decodes, then turns the picture upright as its EXIF orientation says (phone photos).
+pub fn decode_upright(
+    mut decoder: impl image::ImageDecoder,
+) -> Result<image::DynamicImage, image::ImageError> {
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = image::DynamicImage::from_decoder(decoder)?;
+    img.apply_orientation(orientation);
+    Ok(img)
+}
+
+/// Whether JPEG data (a whole file in memory) reaches its end-of-image marker: decoders fill a
+/// cut-off JPEG with grey without a word.
+pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    jpeg::complete(bytes).unwrap_or(false)
 }
 
 fn decode_error(path: &Path, what: &'static str, error: image::ImageError) -> ImageError {
@@ -243,6 +257,20 @@ pub fn write_temp(
     suffix: &str,
     write: impl FnOnce(&mut BufWriter<&File>) -> io::Result<()>,
 ) -> io::Result<NamedTempFile> {
+    let tmp = temp_in(dir, suffix)?;
+    {
+        let mut w = BufWriter::new(tmp.as_file());
+        write(&mut w)?;
+        w.flush()?;
+    }
+    tmp.as_file().sync_all()?;
+    Ok(tmp)
+}
+
+/// A new, empty hidden temporary file `.stylecam-*<suffix>` in `dir`, as [`write_temp`] makes
+/// them (stale ones cleaned first, mode 0666 less the umask, removed on Ctrl-C), for a writer
+/// that fills it itself (a video encoder).
+pub fn temp_in(dir: &Path, suffix: &str) -> io::Result<NamedTempFile> {
     clean_stale(dir);
     let mut builder = tempfile::Builder::new();
     builder.prefix(TEMP_PREFIX).suffix(suffix);
@@ -254,12 +282,6 @@ pub fn write_temp(
     }
     let tmp = builder.tempfile_in(dir)?;
     crate::interrupt::track(tmp.path());
-    {
-        let mut w = BufWriter::new(tmp.as_file());
-        write(&mut w)?;
-        w.flush()?;
-    }
-    tmp.as_file().sync_all()?;
     Ok(tmp)
 }
 

@@ -104,6 +104,10 @@ fn exif_orientation_is_followed_in_stylize_and_in_image_sources() {
     assert!(px(24, 20)[0] > 200, "red on top: {:?}", px(24, 20));
     assert!(px(24, 50)[2] > 200, "blue below: {:?}", px(24, 50));
 
+    // Pictures sent to `stylecam serve`.
+    let sent = stylecam::serve::picture::decode(&std::fs::read(&photo).unwrap(), 1 << 20).unwrap();
+    assert_eq!(sent, upright);
+
     // The window's image source.
     let mut source = stylecam::capture::ImageFile::open(&photo, 5).unwrap();
     use stylecam::capture::FrameSource;
@@ -137,9 +141,14 @@ fn a_truncated_jpeg_is_refused_by_name() {
     );
     assert!(err.contains("photo"), "{err}");
     assert!(!out.exists());
+    // The same sent to `stylecam serve`.
+    let sent = stylecam::serve::picture::decode(&jpeg[..jpeg.len() * 4 / 10], 1 << 20);
+    let err = sent.err().map(|e| format!("{e:?}")).unwrap_or_default();
+    assert!(err.contains("cut short"), "{err}");
     // The whole file is fine.
     std::fs::write(&photo, &jpeg).unwrap();
     assert!(stylecam::image_io::load_rgb(&photo).is_ok());
+    assert!(stylecam::serve::picture::decode(&jpeg, 1 << 20).is_ok());
     // Cut PNGs are refused too.
     let mut png = Vec::new();
     image::RgbImage::from_pixel(96, 64, image::Rgb([1, 2, 3]))
@@ -400,7 +409,7 @@ fn each_error_is_said_once_and_names_what_it_concerns() {
             .arg(&outs),
     );
     assert_eq!(err.matches("bad.png").count(), 1, "{err}");
-    assert!(err.contains("1 of 2 photos failed"), "{err}");
+    assert!(err.contains("1 of 2 inputs failed"), "{err}");
 
     // A mask that cannot be read is called the mask.
     let err = fails(

@@ -1,18 +1,21 @@
-//! `stylecam stylize`: photos through MSG-Net, with the creative controls. One file to one
-//! file (`-o OUT.png`), or any number of files, folders and globs into `--output DIR`.
+//! `stylecam stylize`: photos and videos through MSG-Net, with the creative controls. One file
+//! to one file (`-o OUT.png`, `-o OUT.mp4`), or any number of files, folders and globs into
+//! `--output DIR`. Videos are in `stylize/video.rs`.
 
 mod budget;
+mod video;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::{existing_file, DeviceArg};
 use crate::model::{MsgNet, Targets};
 use crate::style::{self, Aspect, Split};
+use crate::video::is_video;
 use crate::{assets, color, image_io};
 
 #[derive(Debug, clap::Args)]
@@ -52,8 +55,8 @@ pub struct Args {
     /// Keep the photo's colours: take only the luminance of the stylised result.
     #[arg(long)]
     pub preserve_color: bool,
-    /// Resize each photo to this width first, keeping its aspect ratio (as the reference's
-    /// `--content-size`). Without it photos are stylised at their own size.
+    /// Resize each photo (or video frame) to this width first, keeping its aspect ratio (as
+    /// the reference's `--content-size`). Without it photos are stylised at their own size.
     #[arg(long, value_parser = clap::value_parser!(u32).range(16..=8192))]
     pub content_size: Option<u32>,
     #[command(flatten)]
@@ -61,24 +64,28 @@ pub struct Args {
     /// Overwrite outputs that exist (regular files only: never folders, links or devices).
     #[arg(long)]
     pub force: bool,
-    /// The most memory stylising one photo may take, as 1500M or 4G. Default: most of the
-    /// memory available now. A photo that needs more is refused before any work, with the
-    /// --content-size that fits.
+    /// The most memory stylising one photo may take, as 1500M or 4G. Default: three quarters
+    /// of the memory available now. A photo that needs more is refused before any work, with
+    /// the --content-size that fits.
     #[arg(long, value_name = "SIZE", value_parser = budget::parse_bytes)]
     pub max_memory: Option<u64>,
-    /// Where to write the result when stylising one photo: .png, .jpg/.jpeg, .webp or .bmp,
-    /// by the name's extension.
+    /// Where to write the result of one input: a PNG for a photo; for a video, .mp4, .mov or
+    /// .mkv (H.264) or .webm (VP9).
     #[arg(short = 'o', long = "out", conflicts_with = "output_dir")]
     pub out: Option<PathBuf>,
-    /// The folder for the results (created if needed), named PHOTO-STYLE.png.
+    /// The folder for the results (created if needed), named PHOTO-STYLE.png and
+    /// VIDEO-STYLE.mp4.
     #[arg(long = "output", value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
-    /// Photos: files, folders (their images, not recursive) or globs like 'shots/*.jpg'.
+    #[command(flatten)]
+    pub video: video::VideoArgs,
+    /// Photos and videos: files, folders (their images and videos, not recursive) or globs
+    /// like 'shots/*.jpg'.
     #[arg(required = true)]
     pub inputs: Vec<String>,
 }
 
-fn unit(s: &str) -> std::result::Result<f64, String> {
+pub(super) fn unit(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("`{s}` is not a number between 0 and 1")),
@@ -116,10 +123,10 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
             let mut found: Vec<PathBuf> = std::fs::read_dir(p)
                 .with_context(|| format!("{spec}: cannot list the folder"))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && style::bank::is_image(p))
+                .filter(|p| p.is_file() && (style::bank::is_image(p) || is_video(p)))
                 .collect();
             if found.is_empty() {
-                bail!("{spec}: the folder holds no images");
+                bail!("{spec}: the folder holds no images or videos");
             }
             found.sort();
             out.extend(found);
@@ -156,33 +163,81 @@ struct Job<'a> {
     args: &'a Args,
     net: &'a MsgNet,
     targets: Vec<Tensor>,
-    budget: budget::Budget,
+    /// Where progress bars draw (a video's frames under the batch's files).
+    progress: MultiProgress,
     /// Set by Ctrl-C.
     cancel: &'a AtomicBool,
+    budget: budget::Budget,
 }
 
 impl Job<'_> {
+    /// A line for the user: above the progress bars, or on stderr when there are none (not a
+    /// terminal).
+    fn say(&self, line: &str) {
+        if self.progress.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.progress.println(line).ok();
+        }
+    }
+
     fn run(&self, input: &Path, output: &Path) -> Result<()> {
+        if is_video(input) {
+            return video::run(self, input, output);
+        }
         let a = self.args;
-        let dev = self.net.device();
         // Before any work: the output may be written, the picture fits the memory budget.
         image_io::check_output(output, a.force)?;
-        let mut img = image_io::load_as(input, "photo")?;
-        let (w, h) = budget::working_size(img.dimensions(), a.content_size);
+        let img = image_io::load_as(input, "photo")?;
+        let size = budget::working_size(img.dimensions(), a.content_size);
         self.budget
-            .check(input, (w, h), self.net, a.content_size.is_some())?;
-        if a.content_size.is_some() {
-            img = image_io::resize_to(&img, w, h);
+            .check(input, size, self.net, a.content_size.is_some())?;
+        let out = self
+            .frame(self.fit(img), None)
+            .with_context(|| format!("stylising {}", input.display()))?;
+        if self.cancel.load(Ordering::Acquire) {
+            bail!("interrupted (Ctrl-C)");
         }
-        let content = image_io::to_tensor(&img, dev, DType::F32)?;
-        let (w, h) = img.dimensions();
-        let mask = match (&a.mask, a.split) {
+        image_io::save(&out, output, a.force)?;
+        Ok(())
+    }
+
+    /// The picture at `--content-size`, if given.
+    fn fit(&self, img: image::RgbImage) -> image::RgbImage {
+        match self.args.content_size {
+            Some(w) => image_io::resize_to_width(&img, w),
+            None => img,
+        }
+    }
+
+    /// The mask for a `w`x`h` picture, with `--mask` or `--split`.
+    fn mask(&self, w: u32, h: u32) -> Result<Option<Tensor>> {
+        let a = self.args;
+        let dev = self.net.device();
+        Ok(match (&a.mask, a.split) {
             (Some(p), _) => Some(load_mask(p, w, h, dev)?),
             (None, Some(split)) => Some(style::split_mask(split, h as usize, w as usize, dev)?),
             (None, None) => None,
+        })
+    }
+
+    /// Stylises one picture (already at its working size) with the flags; `mask`: the mask
+    /// for its size, if already made.
+    fn frame(&self, img: image::RgbImage, mask: Option<&Tensor>) -> Result<image::RgbImage> {
+        let a = self.args;
+        let dev = self.net.device();
+        let content = image_io::to_tensor(&img, dev, DType::F32)?;
+        let (w, h) = img.dimensions();
+        let made;
+        let mask = match mask {
+            Some(m) => Some(m),
+            None => {
+                made = self.mask(w, h)?;
+                made.as_ref()
+            }
         };
         let mixed;
-        let chosen = match (self.targets.as_slice(), &mask) {
+        let chosen = match (self.targets.as_slice(), mask) {
             ([first, second], Some(mask)) => Targets::Masked {
                 first,
                 second,
@@ -195,20 +250,13 @@ impl Job<'_> {
             ([only], _) => Targets::One(only),
             _ => bail!("stylize combines one or two styles"),
         };
-        let out = self
-            .net
-            .forward_with(&content, chosen, a.strength)
-            .with_context(|| format!("stylising {}", input.display()))?;
+        let out = self.net.forward_with(&content, chosen, a.strength)?;
         let out = if a.preserve_color {
             color::preserve_color(&out, &content)?
         } else {
             out
         };
-        if self.cancel.load(Ordering::Acquire) {
-            bail!("interrupted (Ctrl-C)");
-        }
-        image_io::save(&image_io::to_image(&out)?, output, a.force)?;
-        Ok(())
+        Ok(image_io::to_image(&out)?)
     }
 }
 
@@ -217,18 +265,21 @@ fn plan(a: &Args, inputs: &[PathBuf], style_tag: &str) -> Result<Vec<(PathBuf, P
     match (&a.out, &a.output_dir) {
         (Some(out), None) => match inputs {
             [one] => {
+                video::check_output(one, out)?;
                 // Before loading anything: a name stylecam can write, in a format it knows.
-                image_io::OutputFormat::from_path(out)?;
+                if !is_video(one) {
+                    image_io::OutputFormat::from_path(out)?;
+                }
                 image_io::check_output(out, a.force)?;
                 Ok(vec![(one.clone(), out.clone())])
             }
             _ => bail!(
-                "{} photos given but -o names one file: use --output DIR for several",
+                "{} photos or videos given but -o names one file: use --output DIR for several",
                 inputs.len()
             ),
         },
         (None, Some(dir)) => {
-            if inputs.len() == 1 && !dir.is_dir() && style::bank::is_image(dir) {
+            if inputs.len() == 1 && !dir.is_dir() && (style::bank::is_image(dir) || is_video(dir)) {
                 bail!(
                     "--output names a folder, and {} looks like a file name: use -o FILE for one photo",
                     dir.display()
@@ -244,7 +295,8 @@ fn plan(a: &Args, inputs: &[PathBuf], style_tag: &str) -> Result<Vec<(PathBuf, P
                         .file_stem()
                         .map(|s| s.to_string_lossy())
                         .unwrap_or_default();
-                    let out = dir.join(format!("{stem}-{style_tag}.png"));
+                    let ext = if is_video(p) { "mp4" } else { "png" };
+                    let out = dir.join(format!("{stem}-{style_tag}.{ext}"));
                     if !names.insert(out.clone()) {
                         bail!(
                             "{} and another photo would both be written to {}; rename one",
@@ -256,13 +308,17 @@ fn plan(a: &Args, inputs: &[PathBuf], style_tag: &str) -> Result<Vec<(PathBuf, P
                 })
                 .collect()
         }
-        _ => bail!("say where the results go: -o OUT.png for one photo, or --output DIR"),
+        _ => bail!(
+            "say where the results go: -o OUT.png for one photo, -o OUT.mp4 for one video, or \
+             --output DIR"
+        ),
     }
 }
 
 pub fn run(a: Args) -> Result<()> {
     check(&a)?;
     let inputs = expand_inputs(&a.inputs)?;
+    video::check_args(&a.video, &inputs)?;
     let cancel = crate::interrupt::on_ctrl_c();
     let dev = a.device.open();
     let loaded = a.assets.load(&dev, false)?;
@@ -303,12 +359,13 @@ pub fn run(a: Args) -> Result<()> {
         args: &a,
         net: &loaded.model.net,
         targets,
-        budget: budget::Budget::new(a.max_memory),
+        progress: MultiProgress::new(),
         cancel: &cancel,
+        budget: budget::Budget::new(a.max_memory),
     };
 
     let bar = if jobs.len() > 1 {
-        let b = ProgressBar::new(jobs.len() as u64);
+        let b = job.progress.add(ProgressBar::new(jobs.len() as u64));
         b.set_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -317,27 +374,26 @@ pub fn run(a: Args) -> Result<()> {
     } else {
         ProgressBar::hidden()
     };
-    // One line per photo in batch mode, above the bar (or plainly when stderr is no terminal).
-    let say = |line: String| {
-        if bar.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            bar.println(line);
-        }
-    };
     let mut failed = Vec::new();
+    let mut interrupted = false;
     for (input, output) in &jobs {
         if cancel.load(Ordering::Acquire) {
+            interrupted = true;
             break;
         }
         bar.set_message(input.display().to_string());
         match job.run(input, output) {
-            Ok(()) if jobs.len() > 1 => say(format!("wrote {}", output.display())),
+            Ok(()) if jobs.len() > 1 => job.say(&format!("wrote {}", output.display())),
             Ok(()) => {}
+            Err(_) if cancel.load(Ordering::Acquire) => {
+                interrupted = true;
+                break;
+            }
             Err(e) => {
+                // Said once: here in a batch, by main for a single input.
                 let e = super::error_text(&e);
                 if jobs.len() > 1 {
-                    say(format!("failed: {e}"));
+                    job.say(&format!("failed: {e}"));
                 }
                 failed.push(e);
             }
@@ -345,12 +401,17 @@ pub fn run(a: Args) -> Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    if cancel.load(Ordering::Acquire) {
-        bail!("interrupted (Ctrl-C): the picture being made was not written, and no partial file is left");
+    if interrupted {
+        bail!("interrupted (Ctrl-C): the file being made was not written, and no partial file is left");
     }
     if jobs.len() > 1 {
+        let what = if jobs.iter().any(|(p, _)| is_video(p)) {
+            "files"
+        } else {
+            "photos"
+        };
         eprintln!(
-            "stylised {} of {} photos with {style_tag}",
+            "stylised {} of {} {what} with {style_tag}",
             jobs.len() - failed.len(),
             jobs.len()
         );
@@ -359,7 +420,7 @@ pub fn run(a: Args) -> Result<()> {
         [] => Ok(()),
         [e] if jobs.len() == 1 => bail!("{e}"),
         _ => bail!(
-            "{} of {} photos failed (said above)",
+            "{} of {} inputs failed (each said above)",
             failed.len(),
             jobs.len()
         ),

@@ -17,7 +17,7 @@ pub fn is_complete(path: &Path) -> io::Result<bool> {
 /// Walks the segments (skipping each by its length, so an EXIF thumbnail's markers are never
 /// seen) and the entropy-coded data after each start-of-scan (where 0xFF is always followed by
 /// 0x00 or a restart marker) until EOI (`true`) or the end of the data (`false`).
-fn complete(mut r: impl BufRead) -> io::Result<bool> {
+pub(super) fn complete(mut r: impl BufRead) -> io::Result<bool> {
     loop {
         // Find the next marker: 0xFF, any fill 0xFFs, then its code. Stray bytes between
         // segments are skipped, as lenient decoders do.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use image::{ImageFormat, RgbImage};
+use tempfile::NamedTempFile;
 
 use super::{encode, write_temp, ImageError, TEMP_PREFIX};
 
@@ -144,16 +145,28 @@ pub fn save_as(
         error,
     };
     check_output(path, overwrite)?;
-    let old_mode = std::fs::metadata(path).ok().map(|m| m.permissions());
     let tmp = write_temp(&folder_of(path), format.suffix(), |w| {
         encode(img, w, format.image_format())
     })
     .map_err(io_err)?;
-    if let Some(mode) = old_mode {
-        tmp.as_file().set_permissions(mode).map_err(io_err)?;
+    persist(tmp, path, overwrite)
+}
+
+/// Moves a finished temporary file (in `path`'s folder) to `path`: replacing a regular file
+/// only with `overwrite`, and then with that file's mode.
+pub fn persist(tmp: NamedTempFile, path: &Path, overwrite: bool) -> Result<(), ImageError> {
+    let io_err = |error| ImageError::Write {
+        path: path.into(),
+        error,
+    };
+    check_output(path, overwrite)?;
+    if let Ok(old) = std::fs::metadata(path) {
+        tmp.as_file()
+            .set_permissions(old.permissions())
+            .map_err(io_err)?;
     }
     if overwrite {
-        // check_output above and a rename: a path that turned into something else meanwhile is
+        // Checked above, then one rename: a path that turned into something else meanwhile is
         // replaced as a directory entry, never written through.
         tmp.persist(path).map_err(|e| io_err(e.error))?;
     } else {
