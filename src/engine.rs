@@ -5,8 +5,9 @@
 //! new one arrives. Everything else (strength, mix, split, colour) costs nothing to change.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use candle_core::{DType, Tensor};
@@ -79,6 +80,54 @@ impl Drop for TargetWorker {
     }
 }
 
+/// Where a frame's time goes inside [`Engine::stylize`], summed over frames (for
+/// `stylecam bench --live`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageTotals {
+    pub frames: u64,
+    /// Scaling the frame to the processing resolution.
+    pub resize: Duration,
+    /// The anti-flicker deadband on the input and moving average on the output.
+    pub anti_flicker: Duration,
+    /// RGB u8 to the BGR float tensor and back.
+    pub convert: Duration,
+    /// MSG-Net itself (targets mixed, masks, forward).
+    pub network: Duration,
+    /// Keep-colour.
+    pub colour: Duration,
+}
+
+impl StageTotals {
+    /// The stages with their mean ms per frame, in order.
+    pub fn mean_ms(&self) -> Vec<(&'static str, f64)> {
+        let n = self.frames.max(1) as f64;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3 / n;
+        vec![
+            ("resize", ms(self.resize)),
+            ("anti-flicker", ms(self.anti_flicker)),
+            ("convert", ms(self.convert)),
+            ("network", ms(self.network)),
+            ("colour", ms(self.colour)),
+        ]
+    }
+}
+
+/// The engine's stage clock, shared with whoever reads it.
+#[derive(Debug, Default)]
+pub struct StageTimes(Mutex<StageTotals>);
+
+impl StageTimes {
+    pub fn totals(&self) -> StageTotals {
+        self.0.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    fn add(&self, f: impl FnOnce(&mut StageTotals)) {
+        if let Ok(mut t) = self.0.lock() {
+            f(&mut t);
+        }
+    }
+}
+
 /// MSG-Net plus the style bank plus the controls.
 pub struct Engine {
     net: Arc<MsgNet>,
@@ -92,6 +141,7 @@ pub struct Engine {
     masks: HashMap<(Split, usize, usize), Tensor>,
     flicker: AntiFlicker,
     device_name: String,
+    stages: Arc<StageTimes>,
 }
 
 impl Engine {
@@ -104,7 +154,7 @@ impl Engine {
         aspect: Aspect,
         controls: Controls,
     ) -> Result<Self> {
-        let device_name = crate::device::name(net.device());
+        let device_name = crate::device::describe(&net);
         let net = Arc::new(net);
         let worker = TargetWorker::start(net.clone(), cache, aspect)?;
         let mut engine = Self {
@@ -118,6 +168,7 @@ impl Engine {
             masks: HashMap::new(),
             flicker: AntiFlicker::default(),
             device_name,
+            stages: Arc::default(),
         };
         engine.apply(&controls)?;
         engine.wait_for_targets()?;
@@ -128,8 +179,14 @@ impl Engine {
         &self.bank
     }
 
+    /// Where and in what precision the network runs: `cpu · f32`.
     pub fn device_name(&self) -> &str {
         &self.device_name
+    }
+
+    /// The per-stage time totals, updated by every [`Engine::stylize`].
+    pub fn stage_times(&self) -> Arc<StageTimes> {
+        self.stages.clone()
     }
 
     /// Adds a style (a dropped image) to the bank.
@@ -232,6 +289,7 @@ impl Engine {
     pub fn stylize(&mut self, frame: &RgbImage) -> Result<Stylized> {
         self.collect_targets();
         let c = &self.controls;
+        let t0 = Instant::now();
         let (w, h) = c.resolution.fit(frame.width(), frame.height());
         // Every frame pays for this resize, so it uses a bilinear filter rather than the
         // Lanczos that style images get.
@@ -240,9 +298,12 @@ impl Engine {
         } else {
             image::imageops::resize(frame, w, h, image::imageops::FilterType::Triangle)
         };
+        let t1 = Instant::now();
         let input = self.flicker.deadband(&resized, c.anti_flicker);
+        let t2 = Instant::now();
         let dev = self.net.device();
         let x = image_io::to_tensor(&input, dev, self.net.dtype())?;
+        let t3 = Instant::now();
         let (hu, wu) = (h as usize, w as usize);
         let mask = match (c.split, self.active.len()) {
             (Some(split), 2) => Some(match self.masks.get(&(split, hu, wu)) {
@@ -273,15 +334,25 @@ impl Engine {
             ([], _) => return Err(anyhow!("no style target is ready yet")),
         };
         let out = self.net.forward_with(&x, targets, c.strength as f64)?;
+        let t4 = Instant::now();
         let out = if c.preserve_color {
             color::preserve_color(&out, &x)?
         } else {
             out
         };
-        let stylized = self.flicker.smooth(
-            image_io::to_image(&out.to_dtype(DType::F32)?)?,
-            c.anti_flicker,
-        );
+        let t5 = Instant::now();
+        let image = image_io::to_image(&out.to_dtype(DType::F32)?)?;
+        let t6 = Instant::now();
+        let stylized = self.flicker.smooth(image, c.anti_flicker);
+        let t7 = Instant::now();
+        self.stages.add(|s| {
+            s.frames += 1;
+            s.resize += t1 - t0;
+            s.anti_flicker += (t2 - t1) + (t7 - t6);
+            s.convert += (t3 - t2) + (t6 - t5);
+            s.network += t4 - t3;
+            s.colour += t5 - t4;
+        });
         Ok(Stylized {
             original: resized,
             stylized,

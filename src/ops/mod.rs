@@ -1,7 +1,8 @@
 //! CPU ops that candle lacks or runs slowly, each with a fallback built from candle's stock ops so
 //! that CUDA and Metal builds need no custom kernels.
 pub mod conv;
-mod gemm;
+pub(crate) mod direct;
+pub(crate) mod gemm;
 pub mod norm;
 
 pub use conv::{conv2d, ConvGeometry};
