@@ -195,7 +195,7 @@ pub fn run(o: LiveOptions, device: candle_core::Device) -> Result<Report> {
                 }
                 let mut changed = false;
                 if let Some(every) = o.switch_every {
-                    if every > 0 && total_outputs % every == 0 && names.len() > 1 {
+                    if every > 0 && total_outputs.is_multiple_of(every) && names.len() > 1 {
                         let i = names.iter().position(|n| *n == controls.style).unwrap_or(0);
                         controls.style = names[(i + 1) % names.len()].clone();
                         switches += 1;
