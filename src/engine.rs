@@ -142,6 +142,8 @@ pub struct Engine {
     flicker: AntiFlicker,
     device_name: String,
     stages: Arc<StageTimes>,
+    /// The per-frame downscale (SIMD, reusing its buffers).
+    resizer: fast_image_resize::Resizer,
 }
 
 impl Engine {
@@ -169,6 +171,7 @@ impl Engine {
             flicker: AntiFlicker::default(),
             device_name,
             stages: Arc::default(),
+            resizer: fast_image_resize::Resizer::new(),
         };
         engine.apply(&controls)?;
         engine.wait_for_targets()?;
@@ -292,11 +295,19 @@ impl Engine {
         let t0 = Instant::now();
         let (w, h) = c.resolution.fit(frame.width(), frame.height());
         // Every frame pays for this resize, so it uses a bilinear filter rather than the
-        // Lanczos that style images get.
+        // Lanczos that style images get, with fast_image_resize's SIMD code (the image crate's
+        // took about 4% of a 240p frame).
         let resized = if frame.dimensions() == (w, h) {
             frame.clone()
         } else {
-            image::imageops::resize(frame, w, h, image::imageops::FilterType::Triangle)
+            use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions};
+            let mut dst = RgbImage::new(w, h);
+            let options =
+                ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+            self.resizer
+                .resize(frame, &mut dst, &options)
+                .map_err(|e| anyhow!("cannot resize the frame to {w}x{h}: {e}"))?;
+            dst
         };
         let t1 = Instant::now();
         let input = self.flicker.deadband(&resized, c.anti_flicker);

@@ -70,6 +70,9 @@ pub struct Report {
     pub rss_mb_start: f64,
     pub rss_mb_end: f64,
     pub rss_mb_peak: f64,
+    /// (seconds after warm-up, delivered frames, RSS MB) every 10 s: flat after warm-up means no
+    /// leak.
+    pub rss_timeline: Vec<(f64, u64, f64)>,
     pub threads_before: usize,
     pub threads_running: usize,
     pub threads_after: usize,
@@ -85,6 +88,8 @@ pub fn run(o: LiveOptions, device: candle_core::Device) -> Result<Report> {
         .build_global()
         .ok();
     rayon::join(|| (), || ());
+    // candle's own worker pool lives as long as the process; start it before counting.
+    candle_core::utils::barrier_pool();
     let threads_before = proc_info::threads();
 
     let assets = AssetArgs {
@@ -147,6 +152,8 @@ pub fn run(o: LiveOptions, device: candle_core::Device) -> Result<Report> {
     let mut brush_moves = 0u64;
     let mut rss_peak = 0.0f64;
     let mut last_rss = Instant::now();
+    let mut timeline: Vec<(f64, u64, f64)> = Vec::new();
+    let mut last_timeline = Instant::now();
     let mut rgba: Vec<u8> = Vec::new();
     let mut processing = String::from("-");
     let mut threads_running = 0;
@@ -175,8 +182,17 @@ pub fn run(o: LiveOptions, device: candle_core::Device) -> Result<Report> {
             break;
         }
         if now.duration_since(last_rss) >= Duration::from_millis(500) {
-            rss_peak = rss_peak.max(proc_info::rss_mb());
+            let rss = proc_info::rss_mb();
+            rss_peak = rss_peak.max(rss);
             last_rss = now;
+            if let Some(b) = &base {
+                if timeline.is_empty()
+                    || now.duration_since(last_timeline) >= Duration::from_secs(10)
+                {
+                    timeline.push((now.duration_since(b.at).as_secs_f64(), delivered, rss));
+                    last_timeline = now;
+                }
+            }
             if let CaptureState::Lost { message, .. } = pipeline.status().state {
                 bail!("the source is lost: {message}")
             }
@@ -238,6 +254,12 @@ pub fn run(o: LiveOptions, device: candle_core::Device) -> Result<Report> {
         threads_after = proc_info::threads();
     }
 
+    if threads_after > threads_before {
+        tracing::warn!(
+            "threads still running after shutdown: {:?}",
+            proc_info::thread_cpu()
+        );
+    }
     let frames = delivered.max(1) as f64;
     let mut cpu_ms_per_frame = BTreeMap::new();
     let mut cpu_cores = BTreeMap::new();
@@ -283,6 +305,10 @@ pub fn run(o: LiveOptions, device: candle_core::Device) -> Result<Report> {
         rss_mb_start: base.rss,
         rss_mb_end: rss_end,
         rss_mb_peak: rss_peak.max(rss_end),
+        rss_timeline: {
+            timeline.push((elapsed, delivered, rss_end));
+            timeline
+        },
         threads_before,
         threads_running,
         threads_after,
