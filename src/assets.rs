@@ -6,7 +6,7 @@
 //! `21styles.model`, which `stylecam fetch` downloads) takes its styles from image files:
 //! `--styles DIR`, else the data dir's `styles/21styles`.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -29,23 +29,6 @@ pub const BUILTIN_STYLES: &[u8] = include_bytes!(concat!(
 ));
 /// How the built-in weights are named in messages.
 pub const BUILTIN_NAME: &str = "stylecam's built-in weights (models/stylecam21.safetensors)";
-
-/// The flags every command that runs the network shares.
-#[derive(Debug, Clone, clap::Args)]
-pub struct AssetArgs {
-    /// Weights: the original 21styles.model (`stylecam fetch` downloads it), a .pth, or a
-    /// .safetensors file. Default: stylecam's own weights, built in.
-    #[arg(long, value_parser = crate::cli::existing_file)]
-    pub model: Option<PathBuf>,
-    /// A folder of style images, named by file stem. Default: the built-in styles, or with
-    /// --model the 21 style images in the data dir (`stylecam fetch`).
-    #[arg(long, value_name = "DIR")]
-    pub styles: Option<PathBuf>,
-    /// Where downloads and the style-target cache live (also STYLECAM_DATA_DIR). Default: the
-    /// platform's data dir, e.g. ~/.local/share/stylecam.
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-}
 
 /// Weights with the styles that go with them.
 pub struct Assets {
@@ -70,49 +53,49 @@ impl Assets {
     }
 }
 
-impl AssetArgs {
-    pub fn data_dir(&self) -> Result<DataDir> {
-        Ok(DataDir::resolve(self.data_dir.as_deref())?)
-    }
-
-    /// Loads the weights and their styles. `need_bank`: fail if there are no styles at all
-    /// (rather than leave it to style paths given by the user).
-    pub fn load(&self, device: &Device, need_bank: bool) -> Result<Assets> {
-        let data = self.data_dir()?;
-        let (model, model_name, pack) = match &self.model {
-            Some(p) => {
-                let m = model::load(p, device, DType::F32)
-                    .with_context(|| format!("loading the weights {}", p.display()))?;
-                (m, p.display().to_string(), None)
+/// Loads the weights (`model`, else the built-in ones) and their styles (`styles`, else the
+/// built-in pack, else the data dir's style images). `need_bank`: fail if there are no styles at
+/// all (rather than leave it to style paths given by the user).
+pub fn load(
+    model: Option<&Path>,
+    styles: Option<&Path>,
+    data: DataDir,
+    device: &Device,
+    need_bank: bool,
+) -> Result<Assets> {
+    let (model, model_name, pack) = match model {
+        Some(p) => {
+            let m = model::load(p, device, DType::F32)
+                .with_context(|| format!("loading the weights {}", p.display()))?;
+            (m, p.display().to_string(), None)
+        }
+        None => {
+            let m = model::load_bytes(BUILTIN_MODEL, BUILTIN_NAME, device, DType::F32)?;
+            let pack = StylePack::from_bytes(BUILTIN_STYLES, "models/stylecam21-styles")?;
+            (m, BUILTIN_NAME.to_owned(), Some(Arc::new(pack)))
+        }
+    };
+    let bank = match (styles, &pack) {
+        (Some(dir), _) => StyleBank::from_dir(dir)?,
+        (None, Some(pack)) => StyleBank::from_pack(pack),
+        (None, None) => match StyleBank::from_dir(&data.styles()) {
+            Ok(b) => b,
+            Err(BankError::NoFolder(_)) if !need_bank => StyleBank::default(),
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "{e}\n{}",
+                    missing_styles_message(&data, &model_name)
+                ))
             }
-            None => {
-                let m = model::load_bytes(BUILTIN_MODEL, BUILTIN_NAME, device, DType::F32)?;
-                let pack = StylePack::from_bytes(BUILTIN_STYLES, "models/stylecam21-styles")?;
-                (m, BUILTIN_NAME.to_owned(), Some(Arc::new(pack)))
-            }
-        };
-        let bank = match (&self.styles, &pack) {
-            (Some(dir), _) => StyleBank::from_dir(dir)?,
-            (None, Some(pack)) => StyleBank::from_pack(pack),
-            (None, None) => match StyleBank::from_dir(&data.styles()) {
-                Ok(b) => b,
-                Err(BankError::NoFolder(_)) if !need_bank => StyleBank::default(),
-                Err(e) => {
-                    return Err(anyhow::anyhow!(
-                        "{e}\n{}",
-                        missing_styles_message(&data, &model_name)
-                    ))
-                }
-            },
-        };
-        Ok(Assets {
-            model,
-            model_name,
-            bank,
-            pack,
-            data,
-        })
-    }
+        },
+    };
+    Ok(Assets {
+        model,
+        model_name,
+        bank,
+        pack,
+        data,
+    })
 }
 
 /// What a user with their own weights and no style images is told.

@@ -4,7 +4,8 @@
 //! dragging the brush never stalls the video: frames keep using the last ready target until the
 //! new one arrives. Everything else (strength, mix, split, colour) costs nothing to change.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use image::RgbImage;
 use crate::capture::Frame;
 use crate::controls::Controls;
 use crate::model::{MsgNet, Targets};
-use crate::pipeline::{Stylized, Stylizer};
+use crate::pipeline::{join_until, Stylized, Stylizer};
 use crate::style::{self, Aspect, Split, Style, StyleBank, TargetCache};
 use crate::{color, image_io};
 
@@ -32,26 +33,49 @@ type TargetReply = (TargetKey, Result<Tensor, String>);
 /// A target to compute: its key (the style as the controls name it) and the style it names.
 type Wanted = (TargetKey, Style);
 
-/// The thread that owns the target cache.
+/// Commands for the style-target thread.
+enum TargetCommand {
+    /// Compute these (of several pending, only the newest list counts: a dragged brush sends
+    /// many).
+    Compute(Vec<Wanted>),
+    Stop,
+}
+
+/// How long dropping the engine waits for a target being computed.
+const TARGET_JOIN: Duration = Duration::from_secs(1);
+
+/// The thread that owns the target cache ("stylecam-targets").
 struct TargetWorker {
-    requests: Sender<Vec<Wanted>>,
+    commands: Sender<TargetCommand>,
     replies: Receiver<TargetReply>,
+    stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
 
 impl TargetWorker {
     fn start(net: Arc<MsgNet>, mut cache: TargetCache, aspect: Aspect) -> Result<Self> {
-        let (requests, req_rx) = crossbeam_channel::unbounded::<Vec<Wanted>>();
+        let (commands, command_rx) = crossbeam_channel::unbounded::<TargetCommand>();
         let (reply_tx, replies) = crossbeam_channel::unbounded();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
         let handle = std::thread::Builder::new()
             .name("stylecam-targets".into())
             .spawn(move || {
-                while let Ok(mut wanted) = req_rx.recv() {
-                    // Only the newest request matters (a dragged brush sends many).
-                    while let Ok(newer) = req_rx.try_recv() {
-                        wanted = newer;
+                while let Ok(command) = command_rx.recv() {
+                    let mut wanted = match command {
+                        TargetCommand::Compute(w) => w,
+                        TargetCommand::Stop => return,
+                    };
+                    for newer in command_rx.try_iter() {
+                        match newer {
+                            TargetCommand::Compute(w) => wanted = w,
+                            TargetCommand::Stop => return,
+                        }
                     }
                     for (key, style) in wanted {
+                        if stopped.load(Ordering::Acquire) {
+                            return;
+                        }
                         let t = cache
                             .target(&net, &style, key.size, aspect)
                             .map_err(|e| e.to_string());
@@ -63,20 +87,29 @@ impl TargetWorker {
             })
             .context("cannot start the style-target thread")?;
         Ok(Self {
-            requests,
+            commands,
             replies,
+            stop,
             handle: Some(handle),
         })
+    }
+
+    fn compute(&self, wanted: Vec<Wanted>) -> Result<()> {
+        self.commands
+            .send(TargetCommand::Compute(wanted))
+            .map_err(|_| anyhow!("the style-target thread has stopped"))
     }
 }
 
 impl Drop for TargetWorker {
     fn drop(&mut self) {
-        // Closing the request channel ends the thread after its current target; it holds no
-        // resources worth waiting for, so it is not joined.
-        let (closed, _) = crossbeam_channel::unbounded();
-        self.requests = closed;
-        self.handle.take();
+        self.stop.store(true, Ordering::Release);
+        self.commands.send(TargetCommand::Stop).ok();
+        join_until(
+            &mut self.handle,
+            Instant::now() + TARGET_JOIN,
+            "stylecam-targets",
+        );
     }
 }
 
@@ -138,6 +171,8 @@ pub struct Engine {
     /// The targets in use: the wanted ones once they are ready, the previous ones until then.
     active: Vec<(TargetKey, Tensor)>,
     last_error: Option<String>,
+    /// Targets whose computation failed (not shown as being prepared).
+    failed: HashSet<TargetKey>,
     masks: HashMap<(Split, usize, usize), Tensor>,
     flicker: AntiFlicker,
     device_name: String,
@@ -167,6 +202,7 @@ impl Engine {
             ready: HashMap::new(),
             active: Vec::new(),
             last_error: None,
+            failed: HashSet::new(),
             masks: HashMap::new(),
             flicker: AntiFlicker::default(),
             device_name,
@@ -178,10 +214,6 @@ impl Engine {
         Ok(engine)
     }
 
-    pub fn bank(&self) -> &StyleBank {
-        &self.bank
-    }
-
     /// Where and in what precision the network runs: `cpu · f32`.
     pub fn device_name(&self) -> &str {
         &self.device_name
@@ -190,11 +222,6 @@ impl Engine {
     /// The per-stage time totals, updated by every [`Engine::stylize`].
     pub fn stage_times(&self) -> Arc<StageTimes> {
         self.stages.clone()
-    }
-
-    /// Adds a style (a dropped image) to the bank.
-    pub fn add_style(&mut self, style: Style) {
-        self.bank.add(style);
     }
 
     fn wanted(&self) -> Result<Vec<Wanted>> {
@@ -231,10 +258,10 @@ impl Engine {
             .filter(|(key, _)| !self.ready.contains_key(key))
             .collect();
         if !missing.is_empty() {
-            self.worker
-                .requests
-                .send(missing)
-                .map_err(|_| anyhow!("the style-target thread has stopped"))?;
+            for (key, _) in &missing {
+                self.failed.remove(key);
+            }
+            self.worker.compute(missing)?;
         }
         Ok(())
     }
@@ -244,22 +271,20 @@ impl Engine {
         while let Ok((key, t)) = self.worker.replies.try_recv() {
             match t {
                 Ok(t) => {
-                    // Keep a bounded set: brush drags make many sizes.
+                    // Keep a bounded set: brush drags make many sizes. The wanted targets stay.
                     if self.ready.len() > 64 {
-                        self.ready.clear();
+                        let keep = self.wanted_keys();
+                        self.ready.retain(|k, _| keep.contains(k));
                     }
                     self.ready.insert(key, t);
                 }
-                Err(e) => self.last_error = Some(e),
+                Err(e) => {
+                    self.failed.insert(key);
+                    self.last_error = Some(e);
+                }
             }
         }
-        let size = self.controls.style_size();
-        let mut names = vec![self.controls.style.clone()];
-        names.extend(self.controls.second_style.clone());
-        let keys: Vec<TargetKey> = names
-            .into_iter()
-            .map(|style| TargetKey { style, size })
-            .collect();
+        let keys = self.wanted_keys();
         if let Some(now) = keys
             .iter()
             .map(|k| self.ready.get(k).map(|t| (k.clone(), t.clone())))
@@ -283,8 +308,35 @@ impl Engine {
         Ok(())
     }
 
+    /// The keys of the targets the controls want.
+    fn wanted_keys(&self) -> Vec<TargetKey> {
+        let size = self.controls.style_size();
+        let mut names = vec![self.controls.style.clone()];
+        names.extend(self.controls.second_style.clone());
+        names
+            .into_iter()
+            .map(|style| TargetKey { style, size })
+            .collect()
+    }
+
+    /// The styles whose targets are still being computed (frames use the previous ones
+    /// meanwhile), e.g. `"candy"` or `"candy + mosaic"`; `None` when all are ready or failed.
+    pub fn preparing(&self) -> Option<String> {
+        let pending: Vec<String> = self
+            .wanted_keys()
+            .into_iter()
+            .filter(|k| !self.ready.contains_key(k) && !self.failed.contains(k))
+            .map(|k| {
+                std::path::Path::new(&k.style)
+                    .file_stem()
+                    .map_or(k.style.clone(), |s| s.to_string_lossy().into_owned())
+            })
+            .collect();
+        (!pending.is_empty()).then(|| pending.join(" + "))
+    }
+
     /// A target error reported since the last call (shown as a banner).
-    pub fn take_error(&mut self) -> Option<String> {
+    fn take_error(&mut self) -> Option<String> {
         self.last_error.take()
     }
 
@@ -392,6 +444,10 @@ impl Stylizer for Engine {
 
     fn describe_device(&self) -> String {
         self.device_name.clone()
+    }
+
+    fn preparing(&self) -> Option<String> {
+        Engine::preparing(self)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod device;
 pub mod engine;
 pub mod fetch;
 pub mod image_io;
+pub mod latest;
 pub mod model;
 pub mod ops;
 pub mod paths;

@@ -224,3 +224,59 @@ fn the_engine_mixes_and_splits_two_styles() {
     assert!(dist(&out.stylized, &a, true) < dist(&out.stylized, &b, true));
     assert!(dist(&out.stylized, &b, false) < dist(&out.stylized, &a, false));
 }
+
+#[test]
+fn the_engine_says_which_style_it_is_preparing_until_it_is_ready_or_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bank = styles(tmp.path());
+    let (net, sha) = net();
+    let mut engine = Engine::new(
+        net.clone(),
+        bank,
+        TargetCache::new(&sha, None),
+        Aspect::Square,
+        controls("swirl", Resolution::Native),
+    )
+    .unwrap();
+    assert_eq!(
+        engine.preparing(),
+        None,
+        "the first style is ready at start"
+    );
+    let frame = stylecam::capture::TestPattern::new(64, 48, 30).render(3);
+    let photo = tmp.path().join("photo.png");
+
+    // A new style: prepared in the background, named until its target is in use.
+    engine
+        .apply(&controls("photo", Resolution::Native))
+        .unwrap();
+    assert_eq!(engine.preparing().as_deref(), Some("photo"));
+    let end = Instant::now() + GUARD;
+    let mut out = engine.stylize(&frame).unwrap();
+    while engine.preparing().is_some() {
+        assert!(Instant::now() < end, "the target never arrived");
+        std::thread::sleep(Duration::from_millis(5));
+        out = engine.stylize(&frame).unwrap();
+    }
+    let out = if max_diff(&out.stylized, &expected(&net, &photo, &frame, false)) <= 1 {
+        out
+    } else {
+        // The target arrived during the last call's collection: the next frame uses it.
+        engine.stylize(&frame).unwrap()
+    };
+    assert!(max_diff(&out.stylized, &expected(&net, &photo, &frame, false)) <= 1);
+
+    // A style image that cannot be read: prepared, then failed, and no longer "preparing".
+    let bad = tmp.path().join("elsewhere/broken.png");
+    std::fs::create_dir_all(bad.parent().unwrap()).unwrap();
+    std::fs::write(&bad, b"not a png").unwrap();
+    engine
+        .apply(&controls(bad.to_str().unwrap(), Resolution::Native))
+        .unwrap();
+    assert_eq!(engine.preparing().as_deref(), Some("broken"));
+    while engine.preparing().is_some() {
+        assert!(Instant::now() < end, "the failure never arrived");
+        std::thread::sleep(Duration::from_millis(5));
+        engine.stylize(&frame).unwrap();
+    }
+}

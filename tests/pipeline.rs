@@ -492,6 +492,61 @@ fn switching_the_source_opens_the_new_one() {
     );
 }
 
+#[test]
+fn after_a_fallback_the_requested_source_is_retried_in_the_background() {
+    // Fails at start and at the first retry; the second retry blocks until the test lets it
+    // open. Meanwhile the test pattern keeps running.
+    let opens = Arc::new(AtomicU64::new(0));
+    let (release_tx, release) = cb::bounded::<()>(1);
+    let counter = opens.clone();
+    let opener = Opener::new("shy camera", move || {
+        if counter.fetch_add(1, Ordering::SeqCst) < 2 {
+            return Err(CaptureError::Source {
+                what: "shy camera".into(),
+                message: "busy".into(),
+            });
+        }
+        release.recv_timeout(GUARD).ok();
+        Ok(Box::new(Flaky {
+            left: u32::MAX,
+            seq: 0,
+        }) as Box<dyn FrameSource>)
+    });
+    let config = PipelineConfig {
+        fallback_to_pattern: true,
+        retry_interval: Duration::from_millis(30),
+        ..pattern_config(16, 16, 60)
+    };
+    let p = Pipeline::start_with_opener(config, opener, Invert::default()).unwrap();
+    wait_for("the fallback", || {
+        matches!(p.status().state, CaptureState::Fallback { .. })
+    });
+    assert_eq!(
+        p.status().banner().as_deref(),
+        Some(
+            "shy camera: busy; starting the test pattern instead (shy camera is retried in the \
+             background)"
+        )
+    );
+    // The second retry is under way (and blocked): the pattern still delivers new frames.
+    wait_for("the second retry", || opens.load(Ordering::SeqCst) == 3);
+    while p.try_latest().is_some() {}
+    let during = next_output(&p);
+    assert_eq!(during.original.dimensions(), (16, 16));
+    assert!(matches!(p.status().state, CaptureState::Fallback { .. }));
+    release_tx.send(()).unwrap();
+    wait_for("the retried source", || p.status().recoveries == 1);
+    let status = p.status();
+    assert_eq!(status.state, CaptureState::Running);
+    assert_eq!(status.source.as_deref(), Some("flaky camera"));
+    assert_eq!(status.banner(), None);
+    // Its frames arrive, numbered on from the pattern's.
+    while p.try_latest().is_some() {}
+    let after = next_output(&p);
+    assert_eq!(after.original.dimensions(), (8, 8));
+    assert!(after.seq > during.seq);
+}
+
 fn write_png(path: &std::path::Path, colour: [u8; 3]) {
     RgbImage::from_pixel(6, 4, Rgb(colour)).save(path).unwrap();
 }
@@ -625,7 +680,9 @@ fn without_a_camera_the_pipeline_falls_back_to_the_test_pattern() {
     let banner = status.banner().unwrap();
     assert!(
         banner.starts_with("no camera found (camera 0)")
-            && banner.ends_with("; starting the test pattern instead"),
+            && banner.ends_with(
+                "; starting the test pattern instead (camera:0 is retried in the background)"
+            ),
         "{banner}"
     );
     assert_eq!(status.requested, "camera:0");

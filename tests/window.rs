@@ -45,14 +45,19 @@ struct Xvfb {
 }
 
 impl Xvfb {
+    /// A 1280x800 screen.
     fn start() -> Xvfb {
+        Xvfb::with_screen("1280x800")
+    }
+
+    fn with_screen(size: &str) -> Xvfb {
         let mut child = Command::new("Xvfb")
             .args([
                 "-displayfd",
                 "1",
                 "-screen",
                 "0",
-                "1280x800x24",
+                &format!("{size}x24"),
                 "-nolisten",
                 "tcp",
             ])
@@ -197,18 +202,33 @@ fn std_dev(img: &RgbImage, (x0, y0, x1, y1): (u32, u32, u32, u32)) -> f32 {
     (v.iter().map(|l| (l - mean).powi(2)).sum::<f32>() / v.len() as f32).sqrt()
 }
 
-fn style_dir(tmp: &Path) -> PathBuf {
+/// Two styles, `alpha` and `beta`, then `extra` more (`s03`, `s04`, ...), as many as a real
+/// style folder has.
+fn style_dir(tmp: &Path, extra: usize) -> PathBuf {
     let dir = tmp.join("styles");
     std::fs::create_dir_all(&dir).unwrap();
     let parity = fixtures().join("parity");
     std::fs::copy(parity.join("img_style.png"), dir.join("alpha.png")).unwrap();
     std::fs::copy(parity.join("img_content.png"), dir.join("beta.png")).unwrap();
+    for i in 0..extra {
+        let from = if i % 2 == 0 {
+            "img_style.png"
+        } else {
+            "img_content.png"
+        };
+        std::fs::copy(parity.join(from), dir.join(format!("s{:02}.png", i + 3))).unwrap();
+    }
     dir
 }
 
 /// Starts the app on the test pattern with the fixture model and two styles.
 fn launch(x: &Xvfb, tmp: &Path, exit_after: &str) -> (Child, Log) {
-    let styles = style_dir(tmp);
+    launch_with_styles(x, tmp, exit_after, 0)
+}
+
+/// As [`launch`], with `extra` more styles.
+fn launch_with_styles(x: &Xvfb, tmp: &Path, exit_after: &str, extra: usize) -> (Child, Log) {
+    let styles = style_dir(tmp, extra);
     let mut app = stylecam()
         .args(["--source", "test-pattern", "--model"])
         .arg(fixtures().join("parity/tiny_ngf16_b1.safetensors"))
@@ -396,4 +416,114 @@ fn snapshots_side_by_side_and_escape() {
     // The settings were saved on the way out, with the view the keys left.
     let saved = std::fs::read_to_string(tmp.path().join("config/settings.json")).unwrap();
     assert!(saved.contains("\"side_by_side\": true"), "{saved}");
+}
+
+/// The bounding box of the rows, in the left `x_max` columns, that hold at least `min_run`
+/// pixels within `tol` of `colour` (a filled button; stray pixels of that colour in pictures do
+/// not count).
+fn find_colour(
+    img: &RgbImage,
+    colour: [u8; 3],
+    tol: u8,
+    x_max: u32,
+    min_run: usize,
+) -> Option<(u32, u32, u32, u32)> {
+    let mut found: Option<(u32, u32, u32, u32)> = None;
+    for y in 0..img.height() {
+        let xs: Vec<u32> = (0..x_max.min(img.width()))
+            .filter(|&x| {
+                let p = img.get_pixel(x, y);
+                (0..3).all(|c| p[c].abs_diff(colour[c]) <= tol)
+            })
+            .collect();
+        if xs.len() < min_run {
+            continue;
+        }
+        let (a, b) = (xs[0], xs[xs.len() - 1]);
+        found = Some(match found {
+            None => (a, y, b, y),
+            Some((x0, y0, x1, _)) => (x0.min(a), y0, x1.max(b), y),
+        });
+    }
+    found
+}
+
+/// The Quit button's fill (`QUIT_FILL` in src/app/panel.rs).
+const QUIT: [u8; 3] = [150, 40, 40];
+
+/// On an 800x600 screen the first window fits, and in an 800x600 window with 21 styles every
+/// control can be reached: the panel scrolls down to its last control, Quit, which works.
+#[test]
+fn every_control_is_reachable_at_800x600() {
+    if !tools_present() {
+        return;
+    }
+    let x = Xvfb::with_screen("800x600");
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut app, log) = launch_with_styles(&x, tmp.path(), "60", 19);
+    let window = focus(&x);
+    let shot = screenshot(&x.display, &window, &tmp.path().join("first-800x600.png"));
+    let (w, h) = shot.dimensions();
+    assert!(
+        w <= 800 && h <= 600,
+        "the first window ({w}x{h}) does not fit the screen"
+    );
+
+    xdotool(&x.display, &["windowsize", &window, "800", "600"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let shot = screenshot(
+        &x.display,
+        &window,
+        &tmp.path().join("panel-top-800x600.png"),
+    );
+    assert_eq!(shot.dimensions(), (800, 600));
+    assert!(
+        find_colour(&shot, QUIT, 4, 400, 12).is_none(),
+        "Quit is visible before scrolling: the test would prove nothing"
+    );
+
+    // The wheel over the lower part of the panel scrolls it to the end. Redraws are slow on a
+    // busy machine with a software GPU: scroll a little at a time and look again.
+    xdotool(
+        &x.display,
+        &["mousemove", "--window", &window, "--sync", "120", "560"],
+    );
+    let end = Instant::now() + Duration::from_secs(40);
+    let (x0, y0, x1, y1) = loop {
+        xdotool(
+            &x.display,
+            &["click", "--repeat", "5", "--delay", "50", "5"],
+        );
+        std::thread::sleep(Duration::from_millis(700));
+        let shot = screenshot(
+            &x.display,
+            &window,
+            &tmp.path().join("panel-end-800x600.png"),
+        );
+        if let Some(found) = find_colour(&shot, QUIT, 4, 400, 12) {
+            break found;
+        }
+        assert!(
+            Instant::now() < end,
+            "no Quit button after scrolling:\n{}",
+            log.text()
+        );
+    };
+    let (cx, cy) = ((x0 + x1) / 2, (y0 + y1) / 2);
+    xdotool(
+        &x.display,
+        &[
+            "mousemove",
+            "--window",
+            &window,
+            "--sync",
+            &cx.to_string(),
+            &cy.to_string(),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    xdotool(&x.display, &["click", "1"]);
+    let status = wait_exit(&mut app, &log, Duration::from_secs(20));
+    assert!(status.success(), "exit status {status}:\n{}", log.text());
+    assert!(log.text().contains("quit from the panel"), "{}", log.text());
 }

@@ -1,42 +1,20 @@
-//! The side panel: styles, sliders, toggles, camera and snapshots. It edits the settings in
-//! place and returns what the window must do; it never blocks.
+//! The side panel: styles, sliders, toggles, camera and snapshots, in one scroll area so every
+//! control is reachable in any window; the style grid folds away and scrolls on its own. It
+//! edits the settings in place and returns what the state must do; it never blocks.
 
 use egui::{Color32, RichText, TextureHandle};
 
 use super::keys;
+use super::state::{ClipState, PanelAction, PanelView};
 use crate::controls::{Resolution, BRUSH_RANGE};
 use crate::settings::Settings;
 use crate::style::Split;
 
-/// A style as the panel shows it.
-pub struct StyleItem {
-    /// The name or path the engine resolves.
-    pub id: String,
-    pub label: String,
-    pub swatch: Option<TextureHandle>,
-}
-
-/// What the panel asks the window to do.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PanelAction {
-    Snapshot,
-    Clip,
-    SelectCamera(Option<usize>),
-    RefreshCameras,
-    Fullscreen(bool),
-    Pause(bool),
-    Quit,
-}
-
-/// Read-only facts the panel shows.
-pub struct PanelInfo<'a> {
-    pub device: &'a str,
-    pub source: &'a str,
-    pub cameras: &'a [String],
-    pub paused: bool,
-    pub fullscreen: bool,
-    pub recording_clip: bool,
-}
+/// The Quit button's fill: a control that ends the session stands out (the window test finds
+/// it by this colour).
+pub const QUIT_FILL: Color32 = Color32::from_rgb(150, 40, 40);
+/// A swatch button's side in points.
+const SWATCH_SIDE: f32 = 56.0;
 
 #[derive(Default)]
 pub struct Panel {
@@ -48,77 +26,115 @@ impl Panel {
         &mut self,
         ui: &mut egui::Ui,
         settings: &mut Settings,
-        styles: &[StyleItem],
-        info: &PanelInfo,
+        view: &PanelView,
+        swatches: &[Option<TextureHandle>],
     ) -> Vec<PanelAction> {
         let mut actions = Vec::new();
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            ui.heading("stylecam");
-            self.styles_ui(ui, settings, styles);
-            ui.separator();
-            controls_ui(ui, settings, styles);
-            ui.separator();
-            view_ui(ui, settings, info, &mut actions);
-            ui.separator();
-            capture_ui(ui, settings, info, &mut actions);
-            ui.separator();
-            ui.checkbox(&mut self.show_help, "Keys");
-            if self.show_help {
-                egui::Grid::new("keys").striped(true).show(ui, |ui| {
-                    for (k, what) in keys::HELP {
-                        ui.label(RichText::new(k).monospace());
-                        ui.label(what);
-                        ui.end_row();
-                    }
-                });
-            }
-        });
+        // The style grid may take about a third of the panel; the rest scrolls as a whole.
+        let grid_height = (ui.available_height() * 0.35).clamp(2.0 * SWATCH_SIDE, 420.0);
+        egui::ScrollArea::vertical()
+            .id_salt("panel")
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                ui.heading("stylecam");
+                styles_ui(ui, view, swatches, grid_height, &mut actions);
+                ui.separator();
+                controls_ui(ui, settings, view);
+                ui.separator();
+                view_ui(ui, settings, view, &mut actions);
+                ui.separator();
+                capture_ui(ui, settings, view, &mut actions);
+                ui.separator();
+                ui.checkbox(&mut self.show_help, "Keys");
+                if self.show_help {
+                    egui::Grid::new("keys").striped(true).show(ui, |ui| {
+                        for (k, what) in keys::HELP {
+                            ui.label(RichText::new(k).monospace());
+                            ui.label(what);
+                            ui.end_row();
+                        }
+                    });
+                }
+                ui.add_space(6.0);
+                let quit =
+                    egui::Button::new(RichText::new("Quit").color(Color32::WHITE)).fill(QUIT_FILL);
+                if ui.add(quit).on_hover_text("Esc").clicked() {
+                    actions.push(PanelAction::Quit);
+                }
+                ui.add_space(6.0);
+            });
         actions
     }
+}
 
-    fn styles_ui(&mut self, ui: &mut egui::Ui, settings: &mut Settings, styles: &[StyleItem]) {
-        let current = settings.controls.style.clone();
-        let name = styles
-            .iter()
-            .find(|s| s.id == current)
-            .map(|s| s.label.as_str())
-            .unwrap_or(current.as_str());
-        ui.horizontal(|ui| {
-            ui.label("Style:");
-            ui.strong(name);
-        });
-        let size = egui::vec2(56.0, 56.0);
-        ui.horizontal_wrapped(|ui| {
-            ui.spacing_mut().item_spacing = egui::vec2(4.0, 4.0);
-            for (i, s) in styles.iter().enumerate() {
-                let selected = s.id == current;
-                let response = match &s.swatch {
-                    Some(tex) => ui.add(
-                        egui::Button::image(egui::Image::new(tex).fit_to_exact_size(size))
-                            .selected(selected),
-                    ),
-                    None => {
-                        ui.add_sized(size, egui::Button::new(short(&s.label)).selected(selected))
-                    }
-                };
-                let hover = if i < 9 {
-                    format!("{} (key {})", s.label, i + 1)
-                } else {
-                    s.label.clone()
-                };
-                if response.on_hover_text(hover).clicked() {
-                    settings.controls.style = s.id.clone();
-                }
+fn styles_ui(
+    ui: &mut egui::Ui,
+    view: &PanelView,
+    swatches: &[Option<TextureHandle>],
+    grid_height: f32,
+    actions: &mut Vec<PanelAction>,
+) {
+    let name = view
+        .current
+        .and_then(|i| view.styles.get(i))
+        .map_or("–", |s| s.label.as_str());
+    egui::CollapsingHeader::new(RichText::new(format!("Style: {name}")).strong())
+        .id_salt("styles")
+        .default_open(true)
+        .show(ui, |ui| {
+            if let Some(what) = view.preparing {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(format!("preparing {what}…"));
+                });
             }
+            egui::ScrollArea::vertical()
+                .id_salt("style grid")
+                .max_height(grid_height)
+                .show(ui, |ui| swatch_grid(ui, view, swatches, actions));
         });
-    }
+}
+
+fn swatch_grid(
+    ui: &mut egui::Ui,
+    view: &PanelView,
+    swatches: &[Option<TextureHandle>],
+    actions: &mut Vec<PanelAction>,
+) {
+    let size = egui::vec2(SWATCH_SIDE, SWATCH_SIDE);
+    ui.horizontal_wrapped(|ui| {
+        ui.spacing_mut().item_spacing = egui::vec2(4.0, 4.0);
+        let mut key = 0;
+        for (i, s) in view.styles.iter().enumerate() {
+            if s.status != super::state::EntryStatus::Ready {
+                continue;
+            }
+            key += 1;
+            let selected = view.current == Some(i);
+            let response = match swatches.get(i).and_then(Option::as_ref) {
+                Some(tex) => ui.add(
+                    egui::Button::image(egui::Image::new(tex).fit_to_exact_size(size))
+                        .selected(selected),
+                ),
+                None => ui.add_sized(size, egui::Button::new(short(&s.label)).selected(selected)),
+            };
+            let hover = if key <= 9 {
+                format!("{} (key {key})", s.label)
+            } else {
+                s.label.clone()
+            };
+            if response.on_hover_text(hover).clicked() {
+                actions.push(PanelAction::SelectStyle(i));
+            }
+        }
+    });
 }
 
 fn short(label: &str) -> String {
     label.chars().take(8).collect()
 }
 
-fn controls_ui(ui: &mut egui::Ui, settings: &mut Settings, styles: &[StyleItem]) {
+fn controls_ui(ui: &mut egui::Ui, settings: &mut Settings, view: &PanelView) {
     let c = &mut settings.controls;
     ui.add(
         egui::Slider::new(&mut c.brush, BRUSH_RANGE)
@@ -131,18 +147,20 @@ fn controls_ui(ui: &mut egui::Ui, settings: &mut Settings, styles: &[StyleItem])
         .on_hover_text("0 = the photo's own look, 1 = the full style");
     let label = |id: &Option<String>| match id {
         None => "none".to_owned(),
-        Some(id) => styles
+        Some(id) => view
+            .styles
             .iter()
             .find(|s| &s.id == id)
-            .map(|s| s.label.clone())
-            .unwrap_or_else(|| id.clone()),
+            .map_or_else(|| id.clone(), |s| s.label.clone()),
     };
     egui::ComboBox::from_label("Second style")
         .selected_text(label(&c.second_style))
         .show_ui(ui, |ui| {
             ui.selectable_value(&mut c.second_style, None, "none");
-            for s in styles {
-                ui.selectable_value(&mut c.second_style, Some(s.id.clone()), &s.label);
+            for s in view.styles {
+                if s.status == super::state::EntryStatus::Ready {
+                    ui.selectable_value(&mut c.second_style, Some(s.id.clone()), &s.label);
+                }
             }
         });
     if c.second_style.is_some() {
@@ -176,19 +194,17 @@ fn controls_ui(ui: &mut egui::Ui, settings: &mut Settings, styles: &[StyleItem])
 fn view_ui(
     ui: &mut egui::Ui,
     settings: &mut Settings,
-    info: &PanelInfo,
+    view: &PanelView,
     actions: &mut Vec<PanelAction>,
 ) {
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.checkbox(&mut settings.mirror, "Mirror (M)");
         ui.checkbox(&mut settings.side_by_side, "Side by side (O)");
-    });
-    ui.horizontal(|ui| {
-        let mut fs = info.fullscreen;
+        let mut fs = view.fullscreen;
         if ui.checkbox(&mut fs, "Fullscreen (F)").changed() {
             actions.push(PanelAction::Fullscreen(fs));
         }
-        let mut paused = info.paused;
+        let mut paused = view.paused;
         if ui.checkbox(&mut paused, "Pause (Space)").changed() {
             actions.push(PanelAction::Pause(paused));
         }
@@ -207,36 +223,35 @@ fn view_ui(
 fn capture_ui(
     ui: &mut egui::Ui,
     settings: &mut Settings,
-    info: &PanelInfo,
+    view: &PanelView,
     actions: &mut Vec<PanelAction>,
 ) {
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         if ui.button("📷 Snapshot (S)").clicked() {
             actions.push(PanelAction::Snapshot);
         }
-        let clip = if info.recording_clip {
-            "recording…"
-        } else {
-            "GIF clip"
+        let (text, enabled) = match view.clip {
+            ClipState::Idle => ("GIF clip", true),
+            ClipState::Recording => ("⏹ Stop clip", true),
+            ClipState::Saving => ("saving clip…", false),
         };
-        if ui
-            .add_enabled(!info.recording_clip, egui::Button::new(clip))
-            .clicked()
-        {
+        if ui.add_enabled(enabled, egui::Button::new(text)).clicked() {
             actions.push(PanelAction::Clip);
         }
     });
     ui.checkbox(&mut settings.countdown, "3-2-1 countdown")
         .on_hover_text("Snapshots hold what the window shows: side by side when that is on.");
     ui.separator();
-    ui.label(RichText::new(format!("Source: {}", info.source)).small());
-    egui::ComboBox::from_label("Camera")
-        .selected_text(info.source)
+    ui.label("Camera or source:");
+    egui::ComboBox::from_id_salt("camera")
+        .selected_text(view.source)
+        .width(ui.available_width().min(240.0))
         .show_ui(ui, |ui| {
             if ui.selectable_label(false, "test pattern").clicked() {
                 actions.push(PanelAction::SelectCamera(None));
             }
-            for (i, name) in info.cameras.iter().enumerate() {
+            for (i, cam) in view.cameras.iter().enumerate() {
+                let name = format!("{} (camera:{})", cam.name, cam.index);
                 if ui.selectable_label(false, name).clicked() {
                     actions.push(PanelAction::SelectCamera(Some(i)));
                 }
@@ -246,11 +261,8 @@ fn capture_ui(
         actions.push(PanelAction::RefreshCameras);
     }
     ui.label(
-        RichText::new(format!("Device: {}", info.device))
+        RichText::new(format!("Device: {}", view.device))
             .small()
             .color(Color32::GRAY),
     );
-    if ui.small_button("Quit").clicked() {
-        actions.push(PanelAction::Quit);
-    }
 }

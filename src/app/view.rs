@@ -1,76 +1,15 @@
-//! Drawing helpers: the letterboxed video, the overlay, banners, swatches.
-
-use std::path::Path;
+//! Drawing helpers: the letterboxed video, the overlay, banners, textures.
 
 use egui::{Align2, Color32, FontId, Pos2, Rect, TextureHandle, TextureId};
 use image::RgbImage;
 
-use super::Swatch;
+use super::state::Banner;
 use crate::pipeline::StatsSnapshot;
-
-/// Swatch size in pixels.
-const SWATCH: u32 = 64;
-
-/// Loads a small swatch for each style image on a background thread, so the window opens at
-/// once; each arrives as (index, image).
-pub fn load_swatches(
-    sources: Vec<Swatch>,
-) -> Option<crossbeam_channel::Receiver<(usize, RgbImage)>> {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::Builder::new()
-        .name("stylecam-swatches".into())
-        .spawn(move || {
-            for (i, s) in sources.into_iter().enumerate() {
-                let img = match s {
-                    Swatch::File(p) => match crate::image_io::load_rgb(&p) {
-                        Ok(img) => img,
-                        Err(e) => {
-                            tracing::warn!("no swatch: {e}");
-                            continue;
-                        }
-                    },
-                    Swatch::Image(img) => img,
-                    Swatch::None => continue,
-                };
-                if tx.send((i, swatch(&img))).is_err() {
-                    return;
-                }
-            }
-        })
-        .ok()?;
-    Some(rx)
-}
-
-/// A centred square crop, scaled to the swatch size.
-pub fn swatch(img: &RgbImage) -> RgbImage {
-    let (w, h) = img.dimensions();
-    let side = w.min(h).max(1);
-    let crop = image::imageops::crop_imm(img, (w - side) / 2, (h - side) / 2, side, side);
-    image::imageops::thumbnail(&crop.to_image(), SWATCH, SWATCH)
-}
 
 /// An egui texture from an RGB image.
 pub fn texture(ctx: &egui::Context, name: &str, img: &RgbImage) -> TextureHandle {
     let color = egui::ColorImage::from_rgb([img.width() as usize, img.height() as usize], img);
     ctx.load_texture(name, color, egui::TextureOptions::LINEAR)
-}
-
-/// A dropped image as a style: its id (the path), label and swatch.
-pub fn dropped_style(path: &Path, img: &RgbImage) -> (String, String, RgbImage) {
-    let label = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "dropped".into());
-    (path.display().to_string(), label, swatch(img))
-}
-
-/// The tag a snapshot of `style` (a name or a path) carries; the snapshot module makes it safe
-/// for a file name.
-pub fn file_tag(style: &str) -> String {
-    Path::new(style)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| style.to_owned())
 }
 
 /// Copies an RGB image into an RGBA buffer `stride` pixels wide, at column `x0`.
@@ -104,10 +43,10 @@ pub fn stats_line(s: &StatsSnapshot) -> String {
     )
 }
 
-/// Banners across the top: (text, is error).
-pub fn banners_ui(ui: &mut egui::Ui, banners: &[Option<(&str, bool)>]) {
-    for (i, (text, error)) in banners.iter().flatten().enumerate() {
-        let fill = if *error {
+/// Banners across the top.
+pub fn banners_ui(ui: &mut egui::Ui, banners: &[Banner]) {
+    for (i, b) in banners.iter().enumerate() {
+        let fill = if b.error {
             Color32::from_rgb(150, 30, 30)
         } else {
             Color32::from_rgb(30, 90, 50)
@@ -115,7 +54,7 @@ pub fn banners_ui(ui: &mut egui::Ui, banners: &[Option<(&str, bool)>]) {
         egui::Panel::top(egui::Id::new(("banner", i)))
             .frame(egui::Frame::NONE.fill(fill).inner_margin(6.0))
             .show(ui, |ui| {
-                ui.colored_label(Color32::WHITE, *text);
+                ui.colored_label(Color32::WHITE, &b.text);
             });
     }
 }
@@ -126,17 +65,31 @@ pub fn letterbox(area: Rect, w: f32, h: f32) -> Rect {
     Rect::from_center_size(area.center(), egui::vec2(w * scale, h * scale))
 }
 
-/// The video, letterboxed at any scale, with the overlay and the countdown.
-pub fn video_ui(
-    ui: &mut egui::Ui,
-    video: Option<(TextureId, [u32; 2])>,
-    mirror: bool,
-    side_by_side: bool,
-    overlay: Option<&str>,
-    countdown: Option<u32>,
-) {
+/// What the central area shows.
+pub struct VideoView<'a> {
+    /// pixels' texture and the size of what it holds.
+    pub video: Option<(TextureId, [u32; 2])>,
+    pub mirror: bool,
+    pub side_by_side: bool,
+    pub overlay: Option<&'a str>,
+    pub countdown: Option<u32>,
+    /// A style being prepared (shown with a spinner under the overlay).
+    pub preparing: Option<&'a str>,
+}
+
+/// The video, letterboxed at any scale, with the overlay, the countdown and a "preparing"
+/// sign.
+pub fn video_ui(ui: &mut egui::Ui, v: &VideoView) {
+    let VideoView {
+        video,
+        mirror,
+        side_by_side,
+        overlay,
+        countdown,
+        preparing,
+    } = *v;
     let area = ui.max_rect();
-    let painter = ui.painter();
+    let painter = ui.painter().clone();
     match video {
         Some((id, [w, h])) => {
             let rect = letterbox(area, w as f32, h as f32);
@@ -168,13 +121,38 @@ pub fn video_ui(
             );
         }
     }
+    // Where the next sign goes: under the overlay, if there is one.
+    let mut next_y = 8.0;
     if let Some(text) = overlay {
         let pos = area.left_top() + egui::vec2(8.0, 8.0);
-        let galley =
-            painter.layout_no_wrap(text.to_owned(), FontId::monospace(12.0), Color32::WHITE);
+        let galley = painter.layout(
+            text.to_owned(),
+            FontId::monospace(12.0),
+            Color32::WHITE,
+            (area.width() - 16.0).max(40.0),
+        );
         let bg = Rect::from_min_size(pos, galley.size()).expand(4.0);
         painter.rect_filled(bg, 4.0, Color32::from_black_alpha(160));
+        next_y += galley.size().y + 12.0;
         painter.galley(pos, galley, Color32::WHITE);
+    }
+    if let Some(what) = preparing {
+        let at = Rect::from_min_size(
+            area.left_top() + egui::vec2(8.0, next_y),
+            egui::vec2(400.0, 24.0),
+        );
+        ui.scope_builder(egui::UiBuilder::new().max_rect(at), |ui| {
+            egui::Frame::NONE
+                .fill(Color32::from_black_alpha(160))
+                .corner_radius(4.0)
+                .inner_margin(4.0)
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.colored_label(Color32::WHITE, format!("preparing {what}…"));
+                    });
+                });
+        });
     }
     if let Some(n) = countdown {
         painter.text(
@@ -209,14 +187,5 @@ mod tests {
         blit(&mut frame, 4, &img, 2);
         assert_eq!(&frame[8..16], &[1, 2, 3, 255, 1, 2, 3, 255]);
         assert_eq!(&frame[..8], &[0; 8]);
-    }
-
-    #[test]
-    fn file_tags_are_the_style_stem() {
-        assert_eq!(
-            file_tag("/x/y/Robert_Delaunay,_1906,_Portrait.jpg"),
-            "Robert_Delaunay,_1906,_Portrait"
-        );
-        assert_eq!(file_tag("candy"), "candy");
     }
 }

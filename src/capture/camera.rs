@@ -21,7 +21,7 @@ use nokhwa::{Camera, FormatDecoder};
 use super::{
     panic_message, CaptureError, Frame, FrameSource, SourceConfig, DEFAULT_FPS, DEFAULT_SIZE,
 };
-use crate::pipeline::latest;
+use crate::latest;
 
 /// How long opening may take (on macOS the first open may wait for the permission prompt).
 const OPEN_TIMEOUT: Duration = Duration::from_secs(20);

@@ -89,6 +89,20 @@ impl FromStr for SourceSpec {
     }
 }
 
+impl SourceSpec {
+    /// The source to start with: `flag` (the command line's `--source`) if given, else the one
+    /// the settings remember (text as [`SourceSpec::from_str`] reads it; unreadable text is
+    /// ignored), else the first camera.
+    pub fn chosen(flag: Option<&SourceSpec>, remembered: Option<&str>) -> SourceSpec {
+        match flag {
+            Some(s) => s.clone(),
+            None => remembered
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(SourceSpec::Camera(0)),
+        }
+    }
+}
+
 impl std::fmt::Display for SourceSpec {
     /// The form `from_str` reads back.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,6 +144,16 @@ pub const DEFAULT_SIZE: (u32, u32) = (640, 480);
 pub const DEFAULT_FPS: u32 = 30;
 
 impl SourceConfig {
+    /// A camera size and rate as the command line gives them (`--camera-size`, `--fps`), with
+    /// the other fields at their defaults.
+    pub fn new(resolution: Option<(u32, u32)>, fps: Option<u32>) -> Self {
+        Self {
+            resolution,
+            fps,
+            ..Self::default()
+        }
+    }
+
     /// The rate a self-paced source (pattern, image, slideshow) runs at.
     pub fn paced_fps(&self) -> u32 {
         self.fps.unwrap_or(DEFAULT_FPS).clamp(5, 240)
@@ -278,6 +302,18 @@ mod tests {
         let err = "camera:x".parse::<SourceSpec>().unwrap_err().to_string();
         assert!(err.contains("`x` is not a camera number"), "{err}");
         assert!("  ".parse::<SourceSpec>().is_err());
+    }
+
+    #[test]
+    fn the_flag_wins_over_the_remembered_source() {
+        let flag = SourceSpec::TestPattern;
+        assert_eq!(SourceSpec::chosen(Some(&flag), Some("camera:2")), flag);
+        assert_eq!(
+            SourceSpec::chosen(None, Some("camera:2")),
+            SourceSpec::Camera(2)
+        );
+        assert_eq!(SourceSpec::chosen(None, Some(" ")), SourceSpec::Camera(0));
+        assert_eq!(SourceSpec::chosen(None, None), SourceSpec::Camera(0));
     }
 
     #[test]

@@ -13,15 +13,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::assets::AssetArgs;
+use super::{AssetArgs, Size};
 use crate::capture::{SourceConfig, SourceSpec};
 use crate::controls::{Controls, Resolution};
 use crate::device::{DtypeChoice, DtypeSpec};
 use crate::engine::{Engine, StageTotals};
 use crate::pipeline::{CaptureState, Command, Pipeline, PipelineConfig, StatsSnapshot};
 use crate::style::Aspect;
-
-use super::Size;
 
 /// What `--live` needs besides the model, device and precision.
 #[derive(Debug, Clone)]
@@ -246,7 +244,7 @@ pub fn run(o: LiveOptions, device: candle_core::Device) -> Result<Report> {
     let base = base.context("the run ended before the warm-up did")?;
     let elapsed = base.at.elapsed().as_secs_f64();
     let shutdown = pipeline.shutdown();
-    // The style-target thread ends when the engine drops its request channel; give it a moment.
+    // The engine joins its style-target thread (bounded) when dropped; give /proc a moment.
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut threads_after = proc_info::threads();
     while threads_after > threads_before && Instant::now() < deadline {

@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::{DeviceArg, Size};
+use super::{AssetArgs, DeviceArg, Size};
 use crate::app::{self, Swatch, WindowOptions};
-use crate::assets::AssetArgs;
-use crate::capture::SourceSpec;
+use crate::capture::{SourceConfig, SourceSpec};
 use crate::controls::Resolution;
 use crate::engine::Engine;
 use crate::pipeline::{Pipeline, PipelineConfig};
@@ -163,17 +162,9 @@ pub fn run(a: LiveArgs) -> Result<()> {
         .context("preparing the first style")?;
     let device = engine.device_name().to_owned();
 
-    let source = match &a.source {
-        Some(s) => s.clone(),
-        None => settings
-            .camera
-            .as_deref()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(SourceSpec::Camera(0)),
-    };
     let config = PipelineConfig {
-        source,
-        source_config: app::source_config(
+        source: SourceSpec::chosen(a.source.as_ref(), settings.camera.as_deref()),
+        source_config: SourceConfig::new(
             a.camera_size.map(|s| (s.width as u32, s.height as u32)),
             a.fps,
         ),

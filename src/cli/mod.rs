@@ -14,7 +14,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use crate::assets::{self, Assets};
 use crate::device::DeviceSpec;
+use crate::paths::DataDir;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +49,41 @@ pub enum Command {
     Parity(parity::Args),
     /// Download the pretrained model and the 21 style images into the data dir.
     Fetch(fetch::Args),
+}
+
+/// The flags every command that runs the network shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AssetArgs {
+    /// Weights: the original 21styles.model (`stylecam fetch` downloads it), a .pth, or a
+    /// .safetensors file. Default: stylecam's own weights, built in.
+    #[arg(long, value_parser = existing_file)]
+    pub model: Option<PathBuf>,
+    /// A folder of style images, named by file stem. Default: the built-in styles, or with
+    /// --model the 21 style images in the data dir (`stylecam fetch`).
+    #[arg(long, value_name = "DIR")]
+    pub styles: Option<PathBuf>,
+    /// Where downloads and the style-target cache live (also STYLECAM_DATA_DIR). Default: the
+    /// platform's data dir, e.g. ~/.local/share/stylecam.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl AssetArgs {
+    pub fn data_dir(&self) -> Result<DataDir> {
+        Ok(DataDir::resolve(self.data_dir.as_deref())?)
+    }
+
+    /// Loads the weights and their styles ([`crate::assets::load`]). `need_bank`: fail if there
+    /// are no styles at all (rather than leave it to style paths given by the user).
+    pub fn load(&self, device: &candle_core::Device, need_bank: bool) -> Result<Assets> {
+        assets::load(
+            self.model.as_deref(),
+            self.styles.as_deref(),
+            self.data_dir()?,
+            device,
+            need_bank,
+        )
+    }
 }
 
 /// Device flag shared by the commands that run the network.

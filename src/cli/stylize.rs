@@ -15,7 +15,7 @@ use crate::{assets, color, image_io};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub assets: assets::AssetArgs,
+    pub assets: super::AssetArgs,
     /// A style: a name from the style folder (its file stem, as `candy`) or the path of any
     /// image. Give it twice for two styles (--mix, --split, --mask).
     #[arg(long, required = true)]

@@ -4,6 +4,7 @@ mod backend;
 pub mod cpu;
 mod layers;
 mod net;
+mod targets;
 pub mod weights;
 
 use sha2::Digest;
@@ -16,6 +17,7 @@ pub use backend::{alias, RandomBackend, StateDictBackend};
 pub use cpu::Precision;
 pub use layers::{gram, Inspiration};
 pub use net::{Config, MsgNet, Targets, Widths, MIN_SIDE};
+pub use targets::{mix_targets, resize_mask};
 pub use weights::{Format, StateDict, WeightsError};
 
 #[derive(Debug, thiserror::Error)]

@@ -254,11 +254,13 @@ impl MsgNet {
     /// that is not f32 on the CPU.
     pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
         match &self.cpu {
-            None => bail!(
+            None => {
+                bail!(
                 "the {precision} CPU path needs the network in f32 on the CPU (it is {:?} on {})",
                 self.dtype(),
-                crate::device::name(self.device())
-            ),
+                if self.device().is_cpu() { "the CPU" } else { "a GPU" }
+            )
+            }
             Some(c) if c.precision() == precision => Ok(()),
             Some(_) => {
                 self.cpu = Some(Arc::new(CpuNet::new(self, precision)?));
@@ -357,7 +359,7 @@ impl MsgNet {
             None
         };
         let target = |t: &Tensor| match &own {
-            Some(g) => crate::style::mix_targets(g, t, strength),
+            Some(g) => super::mix_targets(g, t, strength),
             None => Ok(t.clone()),
         };
         let mixed = match targets {
@@ -368,7 +370,7 @@ impl MsgNet {
                 mask,
             } => {
                 let (_, _, h, w) = features.dims4()?;
-                let m = crate::style::resize_mask(mask, h, w)?.to_dtype(features.dtype())?;
+                let m = super::resize_mask(mask, h, w)?.to_dtype(features.dtype())?;
                 let y1 = self.ins.forward(&features, &target(first)?)?;
                 let y2 = self.ins.forward(&features, &target(second)?)?;
                 (y1.broadcast_mul(&m)? + y2.broadcast_mul(&m.affine(-1.0, 1.0)?)?)?
@@ -396,7 +398,7 @@ impl MsgNet {
         };
         let mixing = |t: &Tensor| -> Result<Vec<f32>> {
             let t = match &own {
-                Some(g) => crate::style::mix_targets(g, t, strength)?,
+                Some(g) => super::mix_targets(g, t, strength)?,
                 None => t.clone(),
             };
             self.ins.mixing_matrix(&t)?.flatten_all()?.to_vec1::<f32>()
@@ -409,7 +411,7 @@ impl MsgNet {
                 mask,
             } => {
                 let (_, fh, fw) = ws.shape();
-                let m = crate::style::resize_mask(mask, fh, fw)?
+                let m = super::resize_mask(mask, fh, fw)?
                     .to_dtype(DType::F32)?
                     .flatten_all()?
                     .to_vec1::<f32>()?;
@@ -417,10 +419,6 @@ impl MsgNet {
             }
         }
         cpu.decode(ws, h, w)
-    }
-
-    pub fn inspiration(&self) -> &Inspiration {
-        &self.ins
     }
 
     /// Multiply-adds of one forward pass at `h x w` (the reference's count: upsampling 1x1

@@ -1,6 +1,7 @@
 //! The capture thread ("stylecam-capture"): owns the frame source, pushes its frames into a
-//! newest-wins channel, falls back to the test pattern when the requested source cannot be opened,
-//! and reopens a lost source every `retry_interval`.
+//! newest-wins channel, falls back to the test pattern when the requested source cannot be opened
+//! (and keeps trying it in the background, on a short-lived "stylecam-reopen" thread, so the
+//! pattern never stalls), and reopens a lost source every `retry_interval`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,7 +66,9 @@ pub enum CaptureState {
     /// The requested source delivers frames.
     Running,
     /// The requested source could not be opened and the test pattern runs instead; `message`
-    /// says why and ends with "starting the test pattern instead". Switching sources retries.
+    /// says why and ends with "starting the test pattern instead". The requested source is
+    /// tried again in the background every `retry_interval` (then the state becomes `Running`
+    /// and `recoveries` counts it); switching sources tries at once.
     Fallback { message: String },
     /// The source failed (or could not be opened, with fallback off) and is reopened every
     /// `retry_interval`; no new frames meanwhile. `message` is the latest error; `attempts` counts
@@ -105,7 +108,10 @@ impl CaptureStatus {
         match &self.state {
             CaptureState::Opening => Some(format!("opening {}…", self.requested)),
             CaptureState::Running | CaptureState::Stopped => None,
-            CaptureState::Fallback { message } => Some(message.clone()),
+            CaptureState::Fallback { message } => Some(format!(
+                "{message} ({} is retried in the background)",
+                self.requested
+            )),
             CaptureState::Lost { message, .. } => Some(format!("{message}; retrying…")),
         }
     }
@@ -144,7 +150,8 @@ impl CaptureWorker {
         let stop = Arc::new(AtomicBool::new(false));
         *lock(&status) = CaptureStatus::new(opener.label.clone());
         let worker = CaptureLoop {
-            opener,
+            label: opener.label.clone(),
+            opener: Arc::new(Mutex::new(opener)),
             settings,
             source: None,
             next_retry: Instant::now(),
@@ -156,6 +163,8 @@ impl CaptureWorker {
             status,
             stats,
             seq: 0,
+            fallback: false,
+            attempt: None,
         };
         let handle = std::thread::Builder::new()
             .name("stylecam-capture".into())
@@ -189,8 +198,17 @@ impl Drop for CaptureWorker {
     }
 }
 
+/// A background attempt to open the requested source while the test pattern stands in for it.
+struct Attempt {
+    /// The opener it was made for: a switch replaces the opener, and the result is then dropped.
+    opener: Arc<Mutex<Opener>>,
+    handle: JoinHandle<Result<Box<dyn FrameSource>, CaptureError>>,
+}
+
 struct CaptureLoop {
-    opener: Opener,
+    /// Shared with a background [`Attempt`] while one runs.
+    opener: Arc<Mutex<Opener>>,
+    label: String,
     settings: CaptureSettings,
     source: Option<Box<dyn FrameSource>>,
     next_retry: Instant,
@@ -202,6 +220,9 @@ struct CaptureLoop {
     status: Arc<Mutex<CaptureStatus>>,
     stats: Arc<Stats>,
     seq: u64,
+    /// The test pattern stands in for the requested source.
+    fallback: bool,
+    attempt: Option<Attempt>,
 }
 
 impl CaptureLoop {
@@ -219,13 +240,20 @@ impl CaptureLoop {
                 Err(cb::TryRecvError::Empty) => {}
             }
             if self.source.is_some() {
+                self.poll_attempt();
                 self.read_one();
             } else {
                 self.wait_and_retry();
             }
         }
-        // Release the device before saying so.
+        // Release the device before saying so. A background attempt still opening is left to
+        // finish on its own (it holds nothing else; what it opens is dropped with it).
         self.source = None;
+        if let Some(a) = self.attempt.take() {
+            if !a.handle.is_finished() {
+                tracing::debug!("leaving a background open of {} to finish", self.label);
+            }
+        }
         let mut status = lock(&self.status);
         status.state = CaptureState::Stopped;
         status.source = None;
@@ -238,7 +266,11 @@ impl CaptureLoop {
                 tracing::info!("switching the source to {spec}");
                 // Close the old source first: it may be the same device.
                 self.source = None;
-                self.opener = Opener::spec(spec, self.settings.config.clone());
+                // A background attempt for the old source is left to finish on its own.
+                self.attempt = None;
+                let opener = Opener::spec(spec, self.settings.config.clone());
+                self.label = opener.label.clone();
+                self.opener = Arc::new(Mutex::new(opener));
                 self.open_requested();
                 true
             }
@@ -250,12 +282,14 @@ impl CaptureLoop {
     fn open_requested(&mut self) {
         {
             let mut status = lock(&self.status);
-            status.requested = self.opener.label.clone();
+            status.requested = self.label.clone();
             status.source = None;
             status.state = CaptureState::Opening;
         }
         self.attempts = 0;
-        match self.opener.open() {
+        self.fallback = false;
+        let opened = lock(&self.opener).open();
+        match opened {
             Ok(source) => self.set_source(source, CaptureState::Running),
             Err(e) if self.settings.fallback_to_pattern => {
                 let message = format!("{e}; starting the test pattern instead");
@@ -263,8 +297,70 @@ impl CaptureLoop {
                 let (w, h) = self.settings.config.resolution.unwrap_or(DEFAULT_SIZE);
                 let pattern = TestPattern::new(w, h, self.settings.config.paced_fps());
                 self.set_source(Box::new(pattern), CaptureState::Fallback { message });
+                self.fallback = true;
+                self.next_retry = Instant::now() + self.settings.retry_interval;
             }
             Err(e) => self.lose(e.to_string(), false),
+        }
+    }
+
+    /// While the test pattern stands in: starts a background attempt to open the requested
+    /// source when one is due, and takes the source once an attempt succeeds.
+    fn poll_attempt(&mut self) {
+        if !self.fallback {
+            return;
+        }
+        let Some(attempt) = self.attempt.take() else {
+            if Instant::now() >= self.next_retry {
+                self.start_attempt();
+            }
+            return;
+        };
+        if !attempt.handle.is_finished() {
+            self.attempt = Some(attempt);
+            return;
+        }
+        let result = attempt.handle.join().unwrap_or_else(|p| {
+            Err(CaptureError::Source {
+                what: self.label.clone(),
+                message: format!("panicked while opening: {}", panic_message(&*p)),
+            })
+        });
+        if !Arc::ptr_eq(&attempt.opener, &self.opener) {
+            // Made for a source switched away from since.
+            return;
+        }
+        self.attempts += 1;
+        match result {
+            Ok(source) => {
+                tracing::info!("{} opened after {} attempts", self.label, self.attempts);
+                lock(&self.status).recoveries += 1;
+                self.fallback = false;
+                self.set_source(source, CaptureState::Running);
+            }
+            Err(e) => {
+                tracing::debug!(
+                    "{} still fails (attempt {}): {e}",
+                    self.label,
+                    self.attempts
+                );
+                self.next_retry = Instant::now() + self.settings.retry_interval;
+            }
+        }
+    }
+
+    fn start_attempt(&mut self) {
+        let opener = self.opener.clone();
+        let for_thread = opener.clone();
+        match std::thread::Builder::new()
+            .name("stylecam-reopen".into())
+            .spawn(move || lock(&for_thread).open())
+        {
+            Ok(handle) => self.attempt = Some(Attempt { opener, handle }),
+            Err(e) => {
+                tracing::warn!("cannot start a thread to retry {}: {e}", self.label);
+                self.next_retry = Instant::now() + self.settings.retry_interval;
+            }
         }
     }
 
@@ -284,6 +380,7 @@ impl CaptureLoop {
         );
         self.source = None;
         self.attempts = 0;
+        self.fallback = false;
         self.next_retry = Instant::now() + self.settings.retry_interval;
         let mut status = lock(&self.status);
         status.source = None;
@@ -302,7 +399,7 @@ impl CaptureLoop {
         };
         let result = catch_unwind(AssertUnwindSafe(|| source.next_frame())).unwrap_or_else(|p| {
             Err(CaptureError::Source {
-                what: self.opener.label.clone(),
+                what: self.label.clone(),
                 message: format!("panicked: {}", panic_message(&*p)),
             })
         });
@@ -340,13 +437,10 @@ impl CaptureLoop {
             return;
         }
         self.attempts += 1;
-        match self.opener.open() {
+        let opened = lock(&self.opener).open();
+        match opened {
             Ok(source) => {
-                tracing::info!(
-                    "{} is back after {} attempts",
-                    self.opener.label,
-                    self.attempts
-                );
+                tracing::info!("{} is back after {} attempts", self.label, self.attempts);
                 lock(&self.status).recoveries += 1;
                 self.set_source(source, CaptureState::Running);
             }

@@ -166,6 +166,7 @@ impl<S: Stylizer> InferenceLoop<S> {
     fn apply(&mut self, controls: &Controls) {
         let stylizer = &mut self.stylizer;
         let result = catch_unwind(AssertUnwindSafe(|| stylizer.apply(controls)));
+        self.update_preparing();
         let error = match result {
             Ok(Ok(())) => {
                 tracing::debug!("applied the controls");
@@ -224,6 +225,7 @@ impl<S: Stylizer> InferenceLoop<S> {
                 })
             }
         };
+        self.update_preparing();
         match &message {
             Ok(_) => lock(&self.status).frame_error = None,
             Err(e) => {
@@ -232,6 +234,15 @@ impl<S: Stylizer> InferenceLoop<S> {
             }
         }
         self.send(message);
+    }
+
+    fn update_preparing(&self) {
+        let stylizer = &self.stylizer;
+        let preparing = catch_unwind(AssertUnwindSafe(|| stylizer.preparing())).unwrap_or(None);
+        let mut status = lock(&self.status);
+        if status.preparing != preparing {
+            status.preparing = preparing;
+        }
     }
 
     fn send(&mut self, message: Result<Output, InferenceError>) {

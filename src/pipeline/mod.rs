@@ -10,8 +10,11 @@
 
 pub mod capture_worker;
 pub mod inference_worker;
-pub mod latest;
 pub mod stats;
+
+/// The newest-wins channel, which lives in [`crate::latest`] (capture uses it too); re-exported
+/// here under its old path.
+pub use crate::latest;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,6 +43,12 @@ pub trait Stylizer: Send + 'static {
     fn stylize(&mut self, frame: &Frame) -> anyhow::Result<Stylized>;
     /// Where it runs, for the status line ("CUDA 0 (H100)", "CPU, 16 threads", ...).
     fn describe_device(&self) -> String;
+    /// What is being prepared for the current controls while frames still use the previous
+    /// state (a style target computing on another thread, say), for a "preparing…" sign; read
+    /// after each `apply` and each frame into [`InferenceStatus::preparing`].
+    fn preparing(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What [`Stylizer::stylize`] returns.
@@ -85,8 +94,11 @@ pub struct InferenceStatus {
     /// `apply`); the stylizer runs with the controls before them. Cleared when controls apply.
     pub controls_error: Option<InferenceError>,
     /// The last frame failed ([`InferenceError::Stylize`] or a panic); cleared by the next
-    /// successful frame. The same error also came down the output channel.
+    /// successful frame. The same error also came down the output channel (the window shows
+    /// it from there, once).
     pub frame_error: Option<InferenceError>,
+    /// [`Stylizer::preparing`]: what is being prepared for the current controls.
+    pub preparing: Option<String>,
 }
 
 impl InferenceStatus {

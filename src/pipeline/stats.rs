@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::latest::Drops;
+use crate::latest::Drops;
 
 /// The span rates are counted over.
 pub const RATE_WINDOW: Duration = Duration::from_secs(2);

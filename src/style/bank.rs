@@ -207,10 +207,6 @@ impl StyleBank {
         })
     }
 
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.styles.iter().position(|s| s.name == name)
-    }
-
     /// A style by name (exact, then ignoring case) or by path to any image.
     pub fn resolve(&self, spec: &str) -> Result<Style, BankError> {
         if let Some(s) = self.get(spec) {
@@ -234,16 +230,6 @@ impl StyleBank {
             known,
         })
     }
-
-    /// Adds a style (a dropped image), replacing one of the same name; returns its index.
-    pub fn add(&mut self, style: Style) -> usize {
-        if let Some(i) = self.index_of(&style.name) {
-            self.styles[i] = style;
-            return i;
-        }
-        self.styles.push(style);
-        self.styles.len() - 1
-    }
 }
 
 /// What identifies a target.
@@ -263,7 +249,6 @@ pub struct TargetCache {
     memory: HashMap<Key, Tensor>,
     /// Image hashes by path, with the length and mtime they were taken at.
     hashes: HashMap<PathBuf, (u64, Option<std::time::SystemTime>, String)>,
-    computed: usize,
 }
 
 impl TargetCache {
@@ -276,7 +261,6 @@ impl TargetCache {
             disk,
             memory: HashMap::new(),
             hashes: HashMap::new(),
-            computed: 0,
         }
     }
 
@@ -284,11 +268,6 @@ impl TargetCache {
     pub fn with_pack(mut self, pack: Arc<StylePack>) -> Self {
         self.pack = Some(pack);
         self
-    }
-
-    /// How many targets this cache ran the encoder for (not found in memory or on disk).
-    pub fn computed(&self) -> usize {
-        self.computed
     }
 
     fn image_sha256(&mut self, path: &Path) -> Result<String, BankError> {
@@ -375,7 +354,6 @@ impl TargetCache {
                 path: style.to_path_buf(),
                 source,
             })?;
-        self.computed += 1;
         if let Some(f) = &file {
             // A cache that cannot be written costs time on the next run, nothing else.
             if let Err(e) = write_cached(f, &target) {

@@ -1,28 +1,16 @@
 //! Styles: the bank of style images and their cached targets ([`bank`]), and the creative
-//! controls that act on targets and the Inspiration layer: mixing two styles and spatial masks
-//! for two styles in one frame.
+//! controls that pick targets for the Inspiration layer: two styles mixed, or split by a spatial
+//! mask ([`Split`], [`split_mask`]). The arithmetic on targets and masks is the network's
+//! ([`crate::model::mix_targets`], [`crate::model::resize_mask`]).
 
 pub mod bank;
 pub mod pack;
 
+/// Mixing targets and resizing masks act on the network's tensors, so they live with it.
+pub use crate::model::{mix_targets, resize_mask};
 pub use bank::{Aspect, BankError, Style, StyleBank, TargetCache};
 
-use candle_core::{bail, DType, Device, Result, Tensor};
-
-/// `(1 - r) a + r b`: the target between two Gram matrices. `r = 0` gives exactly `a` and
-/// `r = 1` exactly `b`.
-pub fn mix_targets(a: &Tensor, b: &Tensor, r: f64) -> Result<Tensor> {
-    if !(0.0..=1.0).contains(&r) {
-        bail!("the mix ratio must be between 0 and 1, got {r}")
-    }
-    if r == 0.0 {
-        return Ok(a.clone());
-    }
-    if r == 1.0 {
-        return Ok(b.clone());
-    }
-    (a * (1.0 - r))? + (b * r)?
-}
+use candle_core::{Device, Result, Tensor};
 
 /// How a frame is split between two styles; the first style fills the left, top or centre.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -82,42 +70,9 @@ pub fn split_mask(split: Split, h: usize, w: usize, device: &Device) -> Result<T
     Tensor::from_vec(v, (1, 1, h, w), device)
 }
 
-/// Brings a mask of any size to the feature map's (h, w) by averaging over the area each feature
-/// covers, so borders get fractional weights. Values must be in 0..1.
-pub fn resize_mask(mask: &Tensor, h: usize, w: usize) -> Result<Tensor> {
-    let (_, c, mh, mw) = mask.dims4()?;
-    if c != 1 {
-        bail!("a mask has one channel, got {c}")
-    }
-    let mask = mask.to_dtype(DType::F32)?;
-    if (mh, mw) == (h, w) {
-        return Ok(mask);
-    }
-    // Nearest-upsample to a multiple of (h, w), then average pool.
-    let (fy, fx) = (mh.div_ceil(h), mw.div_ceil(w));
-    mask.upsample_nearest2d(h * fy, w * fx)?
-        .avg_pool2d((fy, fx))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mix_end_points_are_exact() {
-        let dev = Device::Cpu;
-        let a = Tensor::rand(0f32, 1., (1, 4, 4), &dev).unwrap();
-        let b = Tensor::rand(0f32, 1., (1, 4, 4), &dev).unwrap();
-        let eq = |x: &Tensor, y: &Tensor| {
-            x.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-                == y.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-        };
-        assert!(eq(&mix_targets(&a, &b, 0.0).unwrap(), &a));
-        assert!(eq(&mix_targets(&a, &b, 1.0).unwrap(), &b));
-        let half = mix_targets(&a, &b, 0.5).unwrap();
-        assert!(eq(&half, &((&a + &b).unwrap() * 0.5).unwrap()));
-        assert!(mix_targets(&a, &b, 1.5).is_err());
-    }
 
     #[test]
     fn splits_give_the_first_style_the_documented_region() {
@@ -142,18 +97,5 @@ mod tests {
         assert_eq!((at(&r, 10, 10), at(&r, 0, 0)), (1.0, 0.0));
         let area: f32 = r.sum_all().unwrap().to_scalar().unwrap();
         assert!((area / 400.0 - 0.5).abs() < 0.05, "{area}");
-    }
-
-    #[test]
-    fn resized_masks_average_the_covered_area() {
-        let m = split_mask(Split::Vertical, 8, 10, &Device::Cpu).unwrap();
-        let s = resize_mask(&m, 2, 3).unwrap();
-        assert_eq!(s.dims(), &[1, 1, 2, 3]);
-        let v: Vec<f32> = s.flatten_all().unwrap().to_vec1().unwrap();
-        // Columns 0..5 are 1. Upsampled to 12 wide, output column 1 averages source columns
-        // 3, 4, 5, 5: half first style.
-        assert_eq!(v[0], 1.0);
-        assert_eq!(v[2], 0.0);
-        assert_eq!(v[1], 0.5, "{v:?}");
     }
 }

@@ -161,7 +161,7 @@ impl StylePack {
             get(lo)?
         } else {
             let w = ((size as f64).ln() - (lo as f64).ln()) / ((hi as f64).ln() - (lo as f64).ln());
-            tensor(crate::style::mix_targets(&get(lo)?, &get(hi)?, w))?
+            tensor(crate::model::mix_targets(&get(lo)?, &get(hi)?, w))?
         };
         tensor(t.to_device(device))
     }

@@ -43,8 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--sizes", default="128,256,512,1024,2048", help="style sizes S of the stored Grams")
     p.add_argument("--check-sizes", default="362,724",
                    help="in-between sizes where the log-size interpolation error is measured ('' to skip)")
-    p.add_argument("--swatch-style-size", type=int, default=256,
-                   help="style size for the swatches (the synthetic picture is 256x256)")
+    p.add_argument("--swatch-style-size", type=int, default=512,
+                   help="style size for the swatches (the synthetic picture is 256x256): brush 1")
     p.add_argument("--f32", action="store_true", help="store the weights as float32")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
@@ -78,7 +78,7 @@ def main(argv=None):
     sizes = [int(s) for s in args.sizes.split(",") if s]
     checks = [int(s) for s in args.check_sizes.split(",") if s]
     os.makedirs(args.out_dir, exist_ok=True)
-    print(f"{args.ckpt}: ngf={ngf} blocks={blocks}")
+    print(f"{args.ckpt}: ngf={ngf} blocks={blocks} widths={net.widths}")
 
     # ---- weights -----------------------------------------------------------------------------
     dtype = torch.float32 if args.f32 else torch.float16
@@ -86,7 +86,8 @@ def main(argv=None):
     tensors = {k: v.detach().to(dtype).contiguous().clone() for k, v in state.items()}
     wpath = os.path.join(args.out_dir, "stylecam21.safetensors")
     save_file(tensors, wpath, metadata={"format": "stylecam-msgnet-v1", "ngf": str(ngf),
-                                        "blocks": str(blocks), "dtype": str(dtype).replace("torch.", "")})
+                                        "blocks": str(blocks), "widths": json.dumps(net.widths),
+                                        "dtype": str(dtype).replace("torch.", "")})
     print(f"weights: {len(tensors)} keys, {str(dtype)} -> {wpath}")
 
     # f16 vs f32: same picture and style through both weight sets (computed in f32)
@@ -101,7 +102,7 @@ def main(argv=None):
         if dtype == torch.float16:
             from safetensors.torch import load_file
             from common import Net
-            n16 = Net(ngf=ngf, n_blocks=blocks)
+            n16 = Net(ngf=ngf, n_blocks=blocks, widths=net.widths)
             n16.load_weights({k: v.float() for k, v in load_file(wpath).items()})
             n16.eval()
             n16.set_target(style_tensor(styles[probe], 512))

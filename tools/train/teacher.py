@@ -86,6 +86,8 @@ class Magenta:
         opts.log_severity_level = 3
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # Idle worker threads must sleep, not spin: this runs at low priority beside other work.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.predict = ort.InferenceSession(os.path.join(d, "arbitrary_predict.onnx"), opts,
                                             providers=["CPUExecutionProvider"])
         self.transform = ort.InferenceSession(os.path.join(d, "arbitrary_transform.onnx"), opts,

@@ -44,6 +44,30 @@ def parse_args(argv=None):
     p.add_argument("--lossnet", default=DEFAULT_LOSSNET)
     p.add_argument("--ngf", type=int, default=128)
     p.add_argument("--blocks", type=int, default=6)
+    p.add_argument("--widths", default="",
+                   help="non-default widths, e.g. c0=32,p1=16,u1=16,u2=8,k_first=5,k_last=5 "
+                        "(tools/msgnet.py DEFAULT_WIDTHS)")
+    p.add_argument("--teacher", default=None,
+                   help="distil: a teacher.py cache folder; content crops and their Magenta targets "
+                        "come from it (training photos only), one (style, brush level) per step")
+    p.add_argument("--l1-weight", type=float, default=1.0, help="--teacher: L1 to the teacher (0..1 scale)")
+    p.add_argument("--feat-weight", type=float, default=0.0,
+                   help="--teacher: relative MSE between Tiny Darknet taps of output and teacher")
+    p.add_argument("--gram-weight", type=float, default=0.0,
+                   help="--teacher: also the relative Gram loss to the painting (as --style-weight does "
+                        "without a teacher)")
+    p.add_argument("--stab-weight", type=float, default=0.0,
+                   help="stability: L1 between warp(net(x)) and net(warp(x) + noise)")
+    p.add_argument("--stab-shift", type=float, default=2.0, help="largest synthetic motion, pixels")
+    p.add_argument("--stab-noise", type=float, default=3.0, help="camera noise sigma, 0..255")
+    p.add_argument("--stab-batch", type=int, default=2, help="batch items that also get the moved copy")
+    p.add_argument("--reload-every", type=int, default=500, help="--teacher: re-read the manifest (steps)")
+    p.add_argument("--base-style-size", type=int, default=512,
+                   help="--teacher: style size at brush (zoom) 1, as the app's BASE_STYLE_SIZE")
+    p.add_argument("--gram-refresh", type=int, default=300,
+                   help="--teacher: recompute a style's Gram target after this many steps")
+    p.add_argument("--levels", default=None, help="--teacher: only these levels, e.g. b0.5,b1,b2")
+    p.add_argument("--channels-last", action="store_true")
     p.add_argument("--crop", type=int, default=256, help="training crop (128 for CPU)")
     p.add_argument("--content-scale", type=float, default=None,
                    help="resize photos by this before cropping (default crop/256, so a 128 crop sees "
@@ -143,6 +167,124 @@ class Styles:
         return i, s
 
 
+class TeacherData:
+    """Distillation batches from a teacher.py cache: for a (style, level), `batch` returns the same
+    random crop (and flip) of training photos and of the teacher's outputs for them.  Only photos
+    of the training split are used (the manifest's kind == "train" and not held out).  A thread
+    decodes ahead so the step never waits on PNGs."""
+
+    def __init__(self, cache, crop, rng: np.random.Generator, levels=None, prefetch=6):
+        import threading
+        import queue
+        from common import split_photos
+        _, heldout = split_photos()
+        banned = {stem(p) for p in heldout}
+        self.cache, self.crop, self.rng, self.banned, self.want = cache, crop, rng, banned, levels
+        self.by_key, self.seen = {}, 0
+        self.reload()
+        if not self.by_key:
+            raise SystemExit(f"{cache}: no training targets (run tools/train/teacher.py first)")
+        self.photos = {}  # photo name -> RGB u8 (small: ~300 KB each)
+        self.q = queue.Queue(maxsize=prefetch)
+        self.requests = queue.Queue()
+        self.worker = threading.Thread(target=self._run, daemon=True)
+        self.worker.start()
+
+    def reload(self):
+        """Read manifest lines added since the last call (teacher.py may still be adding)."""
+        with open(os.path.join(self.cache, "manifest.jsonl")) as f:
+            f.seek(self.seen)
+            for line in f:
+                if not line.endswith("\n"):
+                    break  # being written: read it next time
+                self.seen += len(line.encode())
+                try:
+                    e = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if e.get("kind") != "train" or e["photo"] in self.banned:
+                    continue
+                if self.want and e["level"] not in self.want:
+                    continue
+                if min(e["h"], e["w"]) < self.crop:
+                    continue
+                self.by_key.setdefault((e["style"], e["level"]), []).append(e)
+        self.levels = sorted({lv for _, lv in self.by_key})
+        n = sum(len(v) for v in self.by_key.values())
+        photos = len({e["photo"] for v in self.by_key.values() for e in v})
+        print(f"teacher cache {self.cache}: {n} targets, {photos} photos, levels {self.levels}", flush=True)
+
+    def zoom(self, level: str) -> float:
+        return float(level[1:])
+
+    def _photo(self, name):
+        if name not in self.photos:
+            self.photos[name] = load_rgb(os.path.join(self.cache, "photos", name + ".png"))
+        return self.photos[name]
+
+    def _make(self, key, n, seed):
+        rng = np.random.default_rng(seed)
+        entries = self.by_key[key]
+        xs = np.empty((n, self.crop, self.crop, 3), np.uint8)
+        ts = np.empty_like(xs)
+        for i in range(n):
+            e = entries[rng.integers(len(entries))]
+            ph, tg = self._photo(e["photo"]), load_rgb(os.path.join(self.cache, e["file"]))
+            h, w = tg.shape[:2]
+            y, x = rng.integers(h - self.crop + 1), rng.integers(w - self.crop + 1)
+            a, b = ph[y:y + self.crop, x:x + self.crop], tg[y:y + self.crop, x:x + self.crop]
+            if rng.random() < 0.5:
+                a, b = a[:, ::-1], b[:, ::-1]
+            xs[i], ts[i] = a, b
+
+        def bgr(u8):
+            return torch.from_numpy(np.ascontiguousarray(u8[..., ::-1])).permute(0, 3, 1, 2).float()
+        return bgr(xs), bgr(ts)
+
+    def _run(self):
+        while True:
+            key, n, seed = self.requests.get()
+            self.q.put((key, self._make(key, n, seed)))
+
+    def request(self, key, n):
+        """Queue a batch for later (`next` returns batches in request order)."""
+        self.requests.put((key, n, int(self.rng.integers(1 << 62))))
+
+    def next(self):
+        return self.q.get()
+
+
+def synthetic_motion(x, gen: torch.Generator, shift, noise):
+    """A small random smooth motion of a batch (translation up to `shift` px, rotation up to 0.5
+    degree, zoom up to 1%) and the sampling grid that applies it, plus Gaussian camera noise."""
+    b, _, h, w = x.shape
+    ang = (torch.rand(b, generator=gen) * 2 - 1) * math.radians(0.5)
+    sc = 1 + (torch.rand(b, generator=gen) * 2 - 1) * 0.01
+    tx = (torch.rand(b, generator=gen) * 2 - 1) * shift * 2 / w
+    ty = (torch.rand(b, generator=gen) * 2 - 1) * shift * 2 / h
+    cos, sin = torch.cos(ang) * sc, torch.sin(ang) * sc
+    theta = torch.stack([torch.stack([cos, -sin * h / w, tx], 1), torch.stack([sin * w / h, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    warped = warped + torch.randn(warped.shape, generator=gen) * noise
+    return warped.clamp(0, 255), grid
+
+
+def stability_loss(y, y_moved, grid, margin=8):
+    """L1 (0..1 scale) between the output warped like the input and the output of the warped input,
+    away from the borders (where reflection padding differs)."""
+    yw = F.grid_sample(y, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    m = margin
+    return (yw[..., m:-m, m:-m] - y_moved[..., m:-m, m:-m]).abs().mean() / 255.0
+
+
+def feature_loss(fy, ft, taps):
+    total = 0.0
+    for t, w in taps.items():
+        total = total + w * F.mse_loss(fy[t], ft[t]) / ft[t].pow(2).mean().clamp_min(1e-12)
+    return total
+
+
 def content_loss(f, fc, norm):
     """MSE of the content features; 'relative' divides by the mean square of the target features."""
     loss = F.mse_loss(f.float(), fc)
@@ -165,6 +307,68 @@ def style_loss(feats, grams, norm):
 
 def tv_loss(y):
     return (y[:, :, 1:, :] - y[:, :, :-1, :]).abs().mean() + (y[:, :, :, 1:] - y[:, :, :, :-1]).abs().mean()
+
+
+FEAT_TAPS = {"conv0": 1.0, "conv1": 1.0, "conv5": 1.0, "conv9": 1.0}
+
+
+def queue_next(data, styles, pending, batch):
+    """Ask the loader for the next (style, level) batch: every style once per 21 steps, a random
+    level each time."""
+    si, _ = styles.next()
+    name = styles.names[si]
+    levels = [lv for lv in data.levels if (name, lv) in data.by_key]
+    lv = levels[int(styles.rng.integers(len(levels)))]
+    pending.append((si, lv))
+    data.request((name, lv), batch)
+
+
+def teacher_step(args, net, lossnet, data, styles, gram_cache, step, dev, motion_gen, pending):
+    """One distillation step.  Returns (loss, l1, feature-or-style loss, stability, style index,
+    level, input, output)."""
+    if args.reload_every and step % args.reload_every == 0 and step:
+        data.reload()
+    queue_next(data, styles, pending, args.batch)
+    si, lv = pending.pop(0)
+    (_, (x, t)) = data.next()
+    x, t = x.to(dev), t.to(dev)
+    if args.channels_last:
+        x, t = x.contiguous(memory_format=torch.channels_last), t.contiguous(memory_format=torch.channels_last)
+    size = max(16, int(round(args.base_style_size * data.zoom(lv) / 16)) * 16)
+    cached = gram_cache.get((si, lv))
+    if cached is None or step - cached[1] >= args.gram_refresh:
+        # The Inspiration target with the current encoder, refreshed now and then: computing it
+        # with gradients at 256..1024 px every step would cost more than the step itself.
+        with torch.no_grad():
+            g = net.target_of(style_tensor(styles.rgb[si], size).to(dev))
+        cached = gram_cache[(si, lv)] = (g, step)
+    net.ins.set_target(cached[0])
+    y = net(x)
+    l1 = (y - t).abs().mean() / 255.0
+    loss = args.l1_weight * l1
+    lf = torch.zeros(())
+    if args.feat_weight > 0 or args.gram_weight > 0:
+        taps = set(FEAT_TAPS) | (set(STYLE_TAPS) if args.gram_weight > 0 else set())
+        fy = lossnet(bgr255_to_rgb01(y), taps)
+        if args.feat_weight > 0:
+            with torch.no_grad():
+                ft = lossnet(bgr255_to_rgb01(t), set(FEAT_TAPS))
+            lf = feature_loss(fy, ft, FEAT_TAPS)
+            loss = loss + args.feat_weight * lf
+        if args.gram_weight > 0:
+            key = ("gram", si, size)
+            if key not in gram_cache:
+                with torch.no_grad():
+                    feats = lossnet(bgr255_to_rgb01(style_tensor(styles.rgb[si], size).to(dev)), STYLE_TAPS)
+                gram_cache[key] = {k: gram(f) for k, f in feats.items()}
+            loss = loss + args.gram_weight * style_loss(fy, gram_cache[key], "relative")
+    ls = torch.zeros(())
+    if args.stab_weight > 0:
+        k = min(args.stab_batch, x.shape[0])
+        moved, grid = synthetic_motion(x[:k].detach().cpu(), motion_gen, args.stab_shift, args.stab_noise)
+        ls = stability_loss(y[:k], net(moved.to(dev)), grid.to(dev))
+        loss = loss + args.stab_weight * ls
+    return loss, l1, lf, ls, si, lv, x, y
 
 
 def save_ckpt(path, net, opt, step, args, rngs, ema, wall):
@@ -198,8 +402,14 @@ def main(argv=None):
     rng_style = np.random.default_rng(args.seed + 1)
 
     resume = torch.load(args.resume, map_location="cpu", weights_only=False) if args.resume else None
-    ngf, blocks = (resume["ngf"], resume["blocks"]) if resume else (args.ngf, args.blocks)
-    net = Net(ngf=ngf, n_blocks=blocks)
+    if resume:
+        from msgnet import infer_widths
+        ngf, blocks = resume["ngf"], resume["blocks"]
+        widths = infer_widths(resume["model"], blocks)
+    else:
+        ngf, blocks = args.ngf, args.blocks
+        widths = {k: int(v) for k, v in (kv.split("=") for kv in args.widths.split(",") if kv)}
+    net = Net(ngf=ngf, n_blocks=blocks, widths=widths)
     if args.init:
         from common import load_net_from_ckpt
         net.load_weights(load_net_from_ckpt(args.init).state_dict())
@@ -218,11 +428,21 @@ def main(argv=None):
         rng_content.bit_generator.state, rng_style.bit_generator.state = resume["rng"]["numpy"]
         print(f"resumed {args.resume} at step {step}", flush=True)
 
-    scale = args.content_scale if args.content_scale else args.crop / 256.0
-    data = ContentData(args.content, args.crop, scale, rng_content)
     k = args.crop / 256.0
     styles = Styles(args.styles, max(16, args.style_min * k), max(16, args.style_max * k), rng_style)
-    print(f"net ngf={ngf} blocks={blocks} params={sum(p.numel() for p in net.parameters()):,} "
+    if args.teacher:
+        levels = set(args.levels.split(",")) if args.levels else None
+        data = TeacherData(args.teacher, args.crop, rng_content, levels)
+        missing = [n for n in styles.names if not any(st == n for st, _ in data.by_key)]
+        if missing:
+            raise SystemExit(f"teacher cache has no targets for styles {missing}")
+    else:
+        scale = args.content_scale if args.content_scale else args.crop / 256.0
+        data = ContentData(args.content, args.crop, scale, rng_content)
+    if args.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    motion_gen = torch.Generator().manual_seed(args.seed + 2)
+    print(f"net ngf={ngf} blocks={blocks} widths={net.widths} params={sum(p.numel() for p in net.parameters()):,} "
           f"crop={args.crop} batch={args.batch} styles {len(styles.names)} sizes "
           f"{styles.lo:.0f}..{styles.hi:.0f} device={dev} threads={args.threads}", flush=True)
     if deadline:
@@ -235,6 +455,11 @@ def main(argv=None):
     log.write(json.dumps({"event": "start", "utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                           "step": step, "args": vars(args), "ngf": ngf, "blocks": blocks}) + "\n")
     style_cache = {}  # (index, size) -> {tap: Gram}  (loss-net targets, no grad)
+    gram_cache = {}  # --teacher: (style index, level) -> (MSG-Net target Gram, step computed)
+    pending = []  # --teacher: (style index, level) of the batches queued in the loader
+    if args.teacher:
+        for _ in range(4):
+            queue_next(data, styles, pending, args.batch)
     latest = os.path.join(args.out, "latest.pt")
     last_ckpt = last_keep = time.time()
     t_rate, n_rate = time.time(), 0
@@ -250,43 +475,49 @@ def main(argv=None):
             break
         if deadline is not None and time.time() >= deadline:
             break
-        si, ssize = styles.next()
-        x = data.batch(args.batch).to(dev)
-        style = style_tensor(styles.rgb[si], ssize).to(dev)
-        key = (si, ssize)
-        if key not in style_cache:
-            with torch.no_grad(), autocast:
-                feats = lossnet(bgr255_to_rgb01(style), STYLE_TAPS)
-            style_cache[key] = {t: gram(f) for t, f in feats.items()}
-        gs = style_cache[key]
-        with autocast:
-            with torch.no_grad():
-                fc = lossnet(bgr255_to_rgb01(x), [CONTENT_TAP])[CONTENT_TAP].float()
-            net.set_target(style)
-            y = net(x)
-            fy = lossnet(bgr255_to_rgb01(y), set(STYLE_TAPS) | {CONTENT_TAP})
-        lc, ls = content_loss(fy[CONTENT_TAP], fc, args.loss_norm), style_loss(fy, gs, args.loss_norm)
-        loss = args.content_weight * lc + args.style_weight * ls
-        ltv = torch.zeros(())
-        if args.tv_weight > 0:
-            ltv = tv_loss(y.float() / 255.0)
-            loss = loss + args.tv_weight * ltv
+        if args.teacher:
+            loss, lc, ls, ltv, si, ssize, x, y = teacher_step(args, net, lossnet, data, styles, gram_cache,
+                                                              step, dev, motion_gen, pending)
+        else:
+            si, ssize = styles.next()
+            x = data.batch(args.batch).to(dev)
+            style = style_tensor(styles.rgb[si], ssize).to(dev)
+            key = (si, ssize)
+            if key not in style_cache:
+                with torch.no_grad(), autocast:
+                    feats = lossnet(bgr255_to_rgb01(style), STYLE_TAPS)
+                style_cache[key] = {t: gram(f) for t, f in feats.items()}
+            gs = style_cache[key]
+            with autocast:
+                with torch.no_grad():
+                    fc = lossnet(bgr255_to_rgb01(x), [CONTENT_TAP])[CONTENT_TAP].float()
+                net.set_target(style)
+                y = net(x)
+                fy = lossnet(bgr255_to_rgb01(y), set(STYLE_TAPS) | {CONTENT_TAP})
+            lc, ls = content_loss(fy[CONTENT_TAP], fc, args.loss_norm), style_loss(fy, gs, args.loss_norm)
+            loss = args.content_weight * lc + args.style_weight * ls
+            ltv = torch.zeros(())
+            if args.tv_weight > 0:
+                ltv = tv_loss(y.float() / 255.0)
+                loss = loss + args.tv_weight * ltv
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
         n_rate += args.batch
 
-        name = styles.names[si]
+        name = styles.names[si] if not args.teacher else f"{styles.names[si]}@{ssize}"
         lc_f, ls_f = float(lc.detach()), float(ls.detach())
         e = ema.setdefault(name, {"content": lc_f, "style": ls_f, "n": 0})
         e["content"] = 0.9 * e["content"] + 0.1 * lc_f
         e["style"] = 0.9 * e["style"] + 0.1 * ls_f
         e["n"] += 1
         if step % args.log_every == 0:
+            names = ("l1", "feat", "stab") if args.teacher else ("content", "stylel", "tv")
             log.write(json.dumps({"step": step, "t": round(wall0 + time.time() - t_start, 1), "style": name,
-                                  "size": ssize, "content": round(lc_f, 6), "stylel": round(ls_f, 6),
-                                  "tv": round(float(ltv.detach()), 6), "loss": round(float(loss.detach()), 6)}) + "\n")
+                                  "size": ssize, names[0]: round(lc_f, 6), names[1]: round(ls_f, 6),
+                                  names[2]: round(float(ltv.detach()), 6),
+                                  "loss": round(float(loss.detach()), 6)}) + "\n")
         if step % args.summary_every == 0:
             now = time.time()
             rate = n_rate / (now - t_rate)
@@ -297,7 +528,8 @@ def main(argv=None):
             log.flush()
             mc = sum(v["content"] for v in ema.values()) / len(ema)
             ms = sum(v["style"] for v in ema.values()) / len(ema)
-            print(f"step {step} {rate:.2f} img/s  content {mc:.4f} style {ms:.5f} (ema over styles)", flush=True)
+            what = ("l1", "feat") if args.teacher else ("content", "style")
+            print(f"step {step} {rate:.2f} img/s  {what[0]} {mc:.4f} {what[1]} {ms:.5f} (ema over styles)", flush=True)
         if args.sample_every and step % args.sample_every == 0:
             from common import to_rgb_u8
             sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,0 +1,146 @@
+//! Keeping what the window shows: snapshots (after the countdown, if on) and GIF clips. The
+//! pictures are handed to the worker, which composes, encodes and saves them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use std::time::Instant;
+
+use super::*;
+
+impl LiveState {
+    /// A result from the worker thread.
+    pub fn on_reply(&mut self, reply: Reply, now: Instant) -> Vec<Effect> {
+        match reply {
+            Reply::Saved { what, path } => {
+                self.saving_clip &= what != Kind::Clip;
+                self.show(format!("saved {}", path.display()), false, now);
+            }
+            Reply::Failed { what, error } => {
+                self.saving_clip &= what != Kind::Clip;
+                self.show(error, true, now);
+            }
+            Reply::Cameras(Ok(list)) => {
+                if list.is_empty() && self.cameras_asked {
+                    self.show("no camera found".into(), true, now);
+                }
+                self.cameras = list;
+                self.cameras_asked = false;
+            }
+            Reply::Cameras(Err(e)) => {
+                if self.cameras_asked {
+                    self.show(e, true, now);
+                } else {
+                    tracing::warn!("{e}");
+                }
+                self.cameras_asked = false;
+            }
+        }
+        vec![Effect::Redraw]
+    }
+
+    pub(super) fn snapshot_dir(&self) -> Option<PathBuf> {
+        self.snapshot_dir
+            .clone()
+            .or_else(|| self.settings.snapshot_dir.clone())
+            .or_else(crate::paths::default_snapshot_dir)
+    }
+
+    pub(super) fn start_snapshot(&mut self, now: Instant) -> Vec<Effect> {
+        if self.settings.countdown {
+            self.countdown = Some(Countdown::new(now, 3));
+            Vec::new()
+        } else {
+            self.take_snapshot(now)
+        }
+    }
+
+    /// Hands what the window shows to the worker, which composes and saves it.
+    pub(super) fn take_snapshot(&mut self, now: Instant) -> Vec<Effect> {
+        let Some(out) = &self.last else {
+            self.show("no frame to save yet".into(), true, now);
+            return Vec::new();
+        };
+        let shot = Shot {
+            original: out.original.clone(),
+            stylized: out.stylized.clone(),
+            mirror: self.settings.mirror,
+            side_by_side: self.settings.side_by_side,
+        };
+        let Some(dir) = self.snapshot_dir() else {
+            self.show(NO_FOLDER.into(), true, now);
+            return Vec::new();
+        };
+        let tag = file_tag(&self.settings.controls.style);
+        vec![Effect::Work(worker::Command::Snapshot {
+            dir,
+            shot,
+            tag,
+            at: chrono::Local::now(),
+        })]
+    }
+
+    pub(super) fn toggle_clip(&mut self, now: Instant) -> Vec<Effect> {
+        if let Some(clip) = &mut self.clip {
+            clip.recorder.stop(now);
+            return self.finish_clip(now);
+        }
+        if self.saving_clip {
+            return Vec::new();
+        }
+        let secs = self
+            .settings
+            .clip_secs
+            .clamp(*CLIP_SECS_RANGE.start(), *CLIP_SECS_RANGE.end());
+        let duration = Duration::from_secs(secs.into());
+        self.clip = Some(Clip {
+            recorder: ClipRecorder::new(duration, CLIP_SIDE),
+            until: now + duration,
+        });
+        self.show(format!("recording a {secs} s GIF clip…"), false, now);
+        Vec::new()
+    }
+
+    /// The window closes: a clip being recorded is saved with what it has.
+    pub fn on_exit(&mut self, now: Instant) -> Vec<Effect> {
+        match &mut self.clip {
+            Some(clip) => {
+                clip.recorder.stop(now);
+                self.finish_clip(now)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// The clip has ended: the worker encodes and saves it.
+    pub(super) fn finish_clip(&mut self, now: Instant) -> Vec<Effect> {
+        let Some(clip) = self.clip.take() else {
+            return Vec::new();
+        };
+        let Some(dir) = self.snapshot_dir() else {
+            self.show(NO_FOLDER.into(), true, now);
+            return Vec::new();
+        };
+        self.saving_clip = true;
+        self.show(
+            format!("saving the GIF clip ({} frames)…", clip.recorder.len()),
+            false,
+            now,
+        );
+        vec![Effect::Work(worker::Command::Clip {
+            dir,
+            clip: Box::new(clip.recorder),
+            at: chrono::Local::now(),
+        })]
+    }
+}
+
+const NO_FOLDER: &str = "no pictures folder on this system: pass --snapshot-dir DIR";
+
+/// The tag a snapshot of `style` (a name or a path) carries; the snapshot module makes it safe
+/// for a file name.
+pub fn file_tag(style: &str) -> String {
+    Path::new(style)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| style.to_owned())
+}
