@@ -502,14 +502,7 @@ fn shift_add(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn seeded(shape: &[usize], seed: u32) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|i| ((i as f32 + seed as f32 * 7.13) * 0.731).sin() * 2.0)
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
+    use crate::ops::seeded;
 
     use crate::ops::max_abs_diff as max_diff;
 

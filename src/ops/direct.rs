@@ -273,15 +273,8 @@ fn rows<S: Simd, const CO: usize, const XV: usize>(simd: S, j: RowsJob) {
 mod tests {
     use super::*;
     use crate::ops::conv::conv2d_generic;
+    use crate::ops::seeded;
     use candle_core::{Device, Tensor};
-
-    fn seeded(shape: &[usize], seed: u32) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|i| ((i as f32 + seed as f32 * 7.13) * 0.731).sin() * 2.0)
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
 
     /// The direct kernel against candle's conv2d (via the generic path) for the shapes MSG-Net
     /// uses it on, odd widths included, with and without accumulation.
