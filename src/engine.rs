@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use candle_core::{DType, Tensor};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use image::RgbImage;
 
 use crate::capture::Frame;
@@ -224,6 +224,13 @@ impl Engine {
         self.stages.clone()
     }
 
+    /// Adds a style to the bank (a picture uploaded to `stylecam serve`), replacing one of the
+    /// same name.
+    pub fn add_style(&mut self, style: Style) {
+        self.ready.retain(|k, _| k.style != style.name);
+        self.bank.add(style);
+    }
+
     fn wanted(&self) -> Result<Vec<Wanted>> {
         let size = self.controls.style_size();
         let mut names = vec![self.controls.style.as_str()];
@@ -263,6 +270,62 @@ impl Engine {
             }
             self.worker.compute(missing)?;
         }
+        Ok(())
+    }
+
+    /// The controls in use (clamped).
+    pub fn controls(&self) -> &Controls {
+        &self.controls
+    }
+
+    /// Takes new controls and waits (at most `timeout`) until their targets are in use, so that
+    /// the next [`Engine::stylize`] follows them exactly. For callers that stylise one picture
+    /// per request (`stylecam serve`); the window never waits.
+    pub fn apply_and_wait(&mut self, controls: &Controls, timeout: Duration) -> Result<()> {
+        // Replies that arrive from here on are all read below, so none of the requested
+        // targets can be dropped from `ready` before they are made active.
+        self.collect_targets();
+        self.apply(controls)?;
+        let keys = self.wanted_keys();
+        let mut missing: Vec<&TargetKey> = keys
+            .iter()
+            .filter(|k| !self.ready.contains_key(k))
+            .collect();
+        let deadline = Instant::now() + timeout;
+        while !missing.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (key, t) = self
+                .worker
+                .replies
+                .recv_timeout(left)
+                .map_err(|e| match e {
+                    RecvTimeoutError::Timeout => anyhow!(
+                        "the style target was not ready after {} s",
+                        timeout.as_secs()
+                    ),
+                    RecvTimeoutError::Disconnected => {
+                        anyhow!("the style-target thread has stopped")
+                    }
+                })?;
+            let wanted = missing.contains(&&key);
+            match t {
+                Ok(t) => {
+                    missing.retain(|k| **k != key);
+                    self.ready.insert(key, t);
+                }
+                Err(e) => {
+                    self.failed.insert(key);
+                    if wanted {
+                        return Err(anyhow!(e));
+                    }
+                    // Otherwise a target asked for earlier and no longer wanted.
+                }
+            }
+        }
+        self.active = keys
+            .iter()
+            .filter_map(|k| self.ready.get(k).map(|t| (k.clone(), t.clone())))
+            .collect();
         Ok(())
     }
 
@@ -457,14 +520,16 @@ impl Stylizer for Engine {
 ///   keeps its previous value, so noise never reaches the network;
 /// - an output moving average: each output pixel is `a * new + (1 - a) * previous` with
 ///   `a = 1 - 0.75 * dial`, which smooths what flicker remains at the cost of a short trail.
+///
+/// `stylecam stylize` applies the same to video files.
 #[derive(Default)]
-struct AntiFlicker {
+pub struct AntiFlicker {
     input: Option<RgbImage>,
     output: Option<Vec<f32>>,
 }
 
 impl AntiFlicker {
-    fn deadband(&mut self, frame: &RgbImage, dial: f32) -> RgbImage {
+    pub fn deadband(&mut self, frame: &RgbImage, dial: f32) -> RgbImage {
         if dial <= 0.0 {
             self.input = None;
             return frame.clone();
@@ -487,7 +552,7 @@ impl AntiFlicker {
         out
     }
 
-    fn smooth(&mut self, frame: RgbImage, dial: f32) -> RgbImage {
+    pub fn smooth(&mut self, frame: RgbImage, dial: f32) -> RgbImage {
         if dial <= 0.0 {
             self.output = None;
             return frame;

@@ -14,9 +14,11 @@ pub mod model;
 pub mod ops;
 pub mod paths;
 pub mod pipeline;
+pub mod serve;
 pub mod settings;
 pub mod snapshot;
 pub mod style;
+pub mod video;
 
 /// Lowercase hex of a byte string (hashes in file names and messages).
 pub fn hex(bytes: &[u8]) -> String {

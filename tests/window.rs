@@ -527,3 +527,119 @@ fn every_control_is_reachable_at_800x600() {
     assert!(status.success(), "exit status {status}:\n{}", log.text());
     assert!(log.text().contains("quit from the panel"), "{}", log.text());
 }
+
+/// The pixels within `tol` of `colour` in the rectangle (x0, y0)-(x1, y1).
+#[cfg(feature = "video")]
+fn count_colour(
+    img: &RgbImage,
+    colour: [u8; 3],
+    tol: u8,
+    (x0, y0, x1, y1): (u32, u32, u32, u32),
+) -> usize {
+    (y0..y1.min(img.height()))
+        .flat_map(|y| (x0..x1.min(img.width())).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let p = img.get_pixel(x, y);
+            (0..3).all(|c| p[c].abs_diff(colour[c]) <= tol)
+        })
+        .count()
+}
+
+/// The MP4 files in `dir`, sorted; fails on any other file (a temporary one left behind).
+#[cfg(feature = "video")]
+fn mp4s(dir: &Path) -> Vec<PathBuf> {
+    let names = common::file_names(dir);
+    assert!(
+        names.iter().all(|n| n.ends_with(".mp4")),
+        "unexpected files: {names:?}"
+    );
+    names.iter().map(|n| dir.join(n)).collect()
+}
+
+/// R records what the window shows to an MP4 (a red dot and the time in the overlay while it
+/// runs); closing the window mid-recording still leaves a playable file.
+#[cfg(feature = "video")]
+#[test]
+fn r_records_an_mp4_and_closing_the_window_saves_one_too() {
+    if !tools_present() {
+        return;
+    }
+    let x = Xvfb::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut app, log) = launch(&x, tmp.path(), "90");
+    let window = focus(&x);
+    let shots = tmp.path().join("shots");
+
+    let pressed = Instant::now();
+    xdotool(&x.display, &["key", "r"]);
+    assert!(
+        log.wait_for("recording MP4", Duration::from_secs(5)),
+        "{}",
+        log.text()
+    );
+    std::thread::sleep(Duration::from_millis(3000));
+    let shot = screenshot(&x.display, &window, &tmp.path().join("recording.png"));
+    let (w, _) = shot.dimensions();
+    let red = count_colour(&shot, [230, 30, 30], 6, (w.saturating_sub(260), 0, w, 90));
+    assert!(
+        red > 40,
+        "no red recording dot top right ({red} red pixels)"
+    );
+    xdotool(&x.display, &["key", "r"]);
+    // The recording spans at most the time between the two presses (longer than 3 s when a
+    // busy machine slows the screenshot down).
+    let held = pressed.elapsed().as_secs_f64();
+    assert!(
+        log.wait_for("recording saved", Duration::from_secs(30)),
+        "{}",
+        log.text()
+    );
+    let files = mp4s(&shots);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let info = stylecam::video::probe(&files[0]).unwrap();
+    assert_eq!((info.width, info.height), (320, 240), "{info:?}");
+    assert_eq!(info.codec, "h264");
+    let frames: Vec<_> = stylecam::video::Reader::open(&files[0])
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let length = frames.last().unwrap().time - frames[0].time;
+    assert!(frames.len() >= 4, "{} frames", frames.len());
+    assert!(
+        (1.5..held + 0.5).contains(&length),
+        "{length:.2} s recorded while R was held for {held:.2} s"
+    );
+    // The file lasts until R stopped it: past its last frame's start, within the time held.
+    let duration = info.duration.unwrap();
+    assert!(
+        duration > length && duration < held + 0.5,
+        "{duration:.2} s long, last frame at {length:.2} s, R held {held:.2} s"
+    );
+    // The recording is the stylised picture, not the raw pattern.
+    let raw = stylecam::capture::TestPattern::new(640, 480, 30).render(0);
+    let raw = image::imageops::resize(&raw, 320, 240, image::imageops::FilterType::Triangle);
+    let raw = image::imageops::flip_horizontal(&raw);
+    let f = &frames[frames.len() / 2].image;
+    let diff: f64 = f
+        .as_raw()
+        .iter()
+        .zip(raw.as_raw())
+        .map(|(a, b)| f64::from(a.abs_diff(*b)))
+        .sum::<f64>()
+        / f.as_raw().len() as f64;
+    assert!(
+        diff > 20.0,
+        "the recording looks like the raw pattern: {diff:.1}"
+    );
+
+    // Again, and Esc closes the window while recording: the file is saved on the way out.
+    xdotool(&x.display, &["key", "r"]);
+    std::thread::sleep(Duration::from_millis(2000));
+    xdotool(&x.display, &["key", "Escape"]);
+    let status = wait_exit(&mut app, &log, Duration::from_secs(40));
+    assert!(status.success(), "exit status {status}:\n{}", log.text());
+    let files = mp4s(&shots);
+    assert_eq!(files.len(), 2, "{files:?}");
+    let n = stylecam::video::Reader::open(&files[1]).unwrap().count();
+    assert!(n >= 1, "the second recording has {n} frames");
+}

@@ -47,7 +47,7 @@ impl Gui {
                 .default_size(PANEL_WIDTH)
                 .min_size(180.0)
                 .show(ui, |ui| {
-                    let (settings, panel_view) = state.panel_view();
+                    let (settings, panel_view) = state.panel_view(now);
                     actions = panel.ui(ui, settings, &panel_view, swatches);
                 });
         }
@@ -58,6 +58,7 @@ impl Gui {
             overlay: state.overlay(),
             countdown: state.countdown(now),
             preparing: state.preparing(),
+            recording: state.recording(now),
         };
         egui::CentralPanel::default()
             .frame(egui::Frame::NONE.fill(egui::Color32::BLACK))

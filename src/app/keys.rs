@@ -18,12 +18,14 @@ pub enum Action {
     TogglePanel,
     TogglePause,
     Snapshot,
+    /// Start or stop an MP4 recording.
+    ToggleRecord,
     /// Leave fullscreen, else quit.
     Escape,
 }
 
 /// The help table: keys and what they do.
-pub const HELP: [(&str, &str); 12] = [
+pub const HELP: [(&str, &str); 13] = [
     ("← / →", "previous / next style"),
     ("1 – 9", "style 1 to 9"),
     ("[ / ]", "smaller / larger brush"),
@@ -34,6 +36,7 @@ pub const HELP: [(&str, &str); 12] = [
     ("H", "hide or show the panel"),
     ("Space", "pause"),
     ("S", "snapshot"),
+    ("R", "record MP4 / stop"),
     ("Esc", "leave fullscreen, then quit"),
     ("drop an image", "use it as a new style"),
 ];
@@ -65,6 +68,7 @@ pub fn action(key: &Key) -> Option<Action> {
                 'f' => Some(Action::ToggleFullscreen),
                 'h' => Some(Action::TogglePanel),
                 's' => Some(Action::Snapshot),
+                'r' => Some(Action::ToggleRecord),
                 ' ' => Some(Action::TogglePause),
                 _ => None,
             }
@@ -109,6 +113,7 @@ mod tests {
         );
         assert_eq!(action(&ch("f")), Some(Action::ToggleFullscreen));
         assert_eq!(action(&ch("ss")), None);
+        assert_eq!(action(&ch("R")), Some(Action::ToggleRecord));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use egui::{Color32, RichText, TextureHandle};
 
 use super::keys;
-use super::state::{ClipState, PanelAction, PanelView};
+use super::state::{ClipState, PanelAction, PanelView, RecordState};
 use crate::controls::{Resolution, BRUSH_RANGE};
 use crate::settings::Settings;
 use crate::style::Split;
@@ -13,6 +13,8 @@ use crate::style::Split;
 /// The Quit button's fill: a control that ends the session stands out (the window test finds
 /// it by this colour).
 pub const QUIT_FILL: Color32 = Color32::from_rgb(150, 40, 40);
+/// The Record button's fill while recording.
+const RECORD_FILL: Color32 = Color32::from_rgb(190, 20, 20);
 /// A swatch button's side in points.
 const SWATCH_SIDE: f32 = 56.0;
 
@@ -237,6 +239,18 @@ fn capture_ui(
         };
         if ui.add_enabled(enabled, egui::Button::new(text)).clicked() {
             actions.push(PanelAction::Clip);
+        }
+        let (text, enabled) = match view.recording {
+            RecordState::Idle => ("⏺ Record MP4 (R)".to_owned(), true),
+            RecordState::Recording(d) => (format!("⏹ Stop {}", super::view::clock(d)), true),
+            RecordState::Saving => ("saving video…".to_owned(), false),
+        };
+        let mut button = egui::Button::new(text);
+        if matches!(view.recording, RecordState::Recording(_)) {
+            button = button.fill(RECORD_FILL);
+        }
+        if ui.add_enabled(enabled, button).clicked() {
+            actions.push(PanelAction::Record);
         }
     });
     ui.checkbox(&mut settings.countdown, "3-2-1 countdown")

@@ -75,6 +75,21 @@ pub struct VideoView<'a> {
     pub countdown: Option<u32>,
     /// A style being prepared (shown with a spinner under the overlay).
     pub preparing: Option<&'a str>,
+    /// An MP4 recording running this long: a red dot and the time, top right.
+    pub recording: Option<std::time::Duration>,
+}
+
+/// The recording sign's red.
+pub const RECORD_RED: Color32 = Color32::from_rgb(230, 30, 30);
+
+/// `m:ss` (or `h:mm:ss`).
+pub fn clock(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
 }
 
 /// The video, letterboxed at any scale, with the overlay, the countdown and a "preparing"
@@ -87,6 +102,7 @@ pub fn video_ui(ui: &mut egui::Ui, v: &VideoView) {
         overlay,
         countdown,
         preparing,
+        recording,
     } = *v;
     let area = ui.max_rect();
     let painter = ui.painter().clone();
@@ -153,6 +169,33 @@ pub fn video_ui(ui: &mut egui::Ui, v: &VideoView) {
                     });
                 });
         });
+    }
+    if let Some(d) = recording {
+        let galley = painter.layout_no_wrap(
+            format!("REC {}", clock(d)),
+            FontId::monospace(16.0),
+            Color32::WHITE,
+        );
+        let (dot, pad) = (7.0, 6.0);
+        let size = egui::vec2(
+            galley.size().x + 2.0 * dot + 3.0 * pad,
+            galley.size().y + 2.0 * pad,
+        );
+        let bg = Rect::from_min_size(
+            Pos2::new(area.right() - size.x - 8.0, area.top() + 8.0),
+            size,
+        );
+        painter.rect_filled(bg, 4.0, Color32::from_black_alpha(180));
+        painter.circle_filled(
+            Pos2::new(bg.left() + pad + dot, bg.center().y),
+            dot,
+            RECORD_RED,
+        );
+        painter.galley(
+            Pos2::new(bg.left() + 2.0 * pad + 2.0 * dot, bg.top() + pad),
+            galley,
+            Color32::WHITE,
+        );
     }
     if let Some(n) = countdown {
         painter.text(

@@ -1,10 +1,11 @@
 //! The window's thread for blocking work ("stylecam-window-work"): saving snapshots (composing
-//! and PNG-encoding them), encoding GIF clips and listing cameras, so the UI thread never waits
-//! on a file or a driver. Commands go in, [`Reply`]s come back with the result or the error;
-//! jobs run in order. New kinds of work (a video recorder, say) are new [`Command`] variants.
+//! and PNG-encoding them), encoding GIF clips, encoding MP4 recordings and listing cameras, so
+//! the UI thread never waits on a file, an encoder or a driver. Commands go in, [`Reply`]s come
+//! back with the result or the error; jobs run in order. New kinds of work are new [`Command`]
+//! variants.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,9 +17,13 @@ use image::RgbImage;
 use crate::capture::CameraInfo;
 use crate::pipeline::join_until;
 use crate::snapshot::{self, ClipRecorder};
+use crate::video::Recorder;
 
 /// How long dropping the worker waits for it (saves still queued are then left to finish).
 const DROP_JOIN: Duration = Duration::from_secs(1);
+/// Recording frames waiting for the encoder beyond this many are dropped (the frame before
+/// then shows a little longer), so a slow disk or encoder never piles frames up in memory.
+pub const MAX_QUEUED_FRAMES: usize = 8;
 
 /// The picture a snapshot keeps: what the window shows.
 #[derive(Debug, Clone)]
@@ -65,7 +70,21 @@ pub enum Command {
         at: DateTime<Local>,
     },
     ListCameras,
-    /// Ends the thread after the commands before it.
+    /// Start an MP4 recording, saved in `dir` as `stem.mp4` (`stem-2.mp4`, ... if taken).
+    RecordStart {
+        dir: PathBuf,
+        stem: String,
+    },
+    /// A frame for the recording, shown at `at`.
+    RecordFrame {
+        shot: Shot,
+        at: Instant,
+    },
+    /// Finish the recording, stopped at `at` (the last frame lasts until then), and save it.
+    RecordStop {
+        at: Instant,
+    },
+    /// Ends the thread after the commands before it (a recording still open is saved).
     Stop,
 }
 
@@ -74,6 +93,7 @@ pub enum Command {
 pub enum Kind {
     Snapshot,
     Clip,
+    Recording,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +114,8 @@ pub struct Worker {
     commands: cb::Sender<Command>,
     replies: cb::Receiver<Reply>,
     stop: Arc<AtomicBool>,
+    /// Recording frames sent and not yet encoded.
+    queued: Arc<AtomicUsize>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -103,19 +125,27 @@ impl Worker {
         let (reply_tx, replies) = cb::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let in_queue = queued.clone();
         let handle = std::thread::Builder::new()
             .name("stylecam-window-work".into())
-            .spawn(move || run(&command_rx, &reply_tx, &stopped))?;
+            .spawn(move || run(&command_rx, &reply_tx, &stopped, &in_queue))?;
         Ok(Self {
             commands,
             replies,
             stop,
+            queued,
             handle: Some(handle),
         })
     }
 
-    /// Queues a command. Never blocks.
+    /// Queues a command. Never blocks. A recording frame is dropped instead when
+    /// [`MAX_QUEUED_FRAMES`] are already waiting.
     pub fn send(&self, command: Command) {
+        if matches!(command, Command::RecordFrame { .. }) && !admit(&self.queued) {
+            tracing::debug!("recording: a frame was dropped (the encoder is behind)");
+            return;
+        }
         self.commands.send(command).ok();
     }
 
@@ -148,10 +178,50 @@ impl Drop for Worker {
     }
 }
 
-fn run(commands: &cb::Receiver<Command>, replies: &cb::Sender<Reply>, stop: &AtomicBool) {
+fn run(
+    commands: &cb::Receiver<Command>,
+    replies: &cb::Sender<Reply>,
+    stop: &AtomicBool,
+    queued: &AtomicUsize,
+) {
+    let mut recording: Option<Recorder> = None;
     for command in commands {
         let reply = match command {
-            Command::Stop => return,
+            Command::Stop => {
+                if let Some(r) = recording.take() {
+                    replies.send(finish_recording(r, Instant::now())).ok();
+                }
+                return;
+            }
+            Command::RecordStart { dir, stem } => {
+                // A recording still open is saved first (the state never starts two).
+                let earlier = recording.replace(Recorder::new(&dir, &stem));
+                match earlier {
+                    Some(r) => finish_recording(r, Instant::now()),
+                    None => continue,
+                }
+            }
+            Command::RecordFrame { shot, at } => {
+                queued.fetch_sub(1, Ordering::AcqRel);
+                let Some(r) = recording.as_mut() else {
+                    continue;
+                };
+                match r.push(&shot.compose(), at) {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        // The recorder and its temporary file go; nothing half-written stays.
+                        recording = None;
+                        Reply::Failed {
+                            what: Kind::Recording,
+                            error: format!("recording stopped, nothing was saved: {e}"),
+                        }
+                    }
+                }
+            }
+            Command::RecordStop { at } => match recording.take() {
+                Some(r) => finish_recording(r, at),
+                None => continue,
+            },
             Command::Snapshot { dir, shot, tag, at } => saved(
                 Kind::Snapshot,
                 snapshot::save_snapshot(&dir, &shot.compose(), &tag, at),
@@ -166,6 +236,32 @@ fn run(commands: &cb::Receiver<Command>, replies: &cb::Sender<Reply>, stop: &Ato
         if replies.send(reply).is_err() {
             return;
         }
+    }
+}
+
+/// Counts a recording frame in, unless [`MAX_QUEUED_FRAMES`] are already waiting.
+fn admit(queued: &AtomicUsize) -> bool {
+    queued
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < MAX_QUEUED_FRAMES).then_some(n + 1)
+        })
+        .is_ok()
+}
+
+fn finish_recording(r: Recorder, stopped: Instant) -> Reply {
+    let frames = r.frames();
+    match r.finish(stopped) {
+        Ok(path) => {
+            tracing::info!("recording saved: {} ({frames} frames)", path.display());
+            Reply::Saved {
+                what: Kind::Recording,
+                path,
+            }
+        }
+        Err(e) => Reply::Failed {
+            what: Kind::Recording,
+            error: format!("the recording was not saved: {e}"),
+        },
     }
 }
 
@@ -266,5 +362,112 @@ mod tests {
         assert_eq!(what, Kind::Clip);
         assert_eq!(path.extension().unwrap(), "gif");
         assert!(w.finish(Duration::from_secs(5)));
+    }
+
+    #[cfg(feature = "video")]
+    #[test]
+    fn recordings_are_encoded_on_the_worker_never_overwrite_and_leave_no_temporary_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut w = Worker::spawn().unwrap();
+        let shot = |v: u8| Shot {
+            original: RgbImage::from_pixel(64, 48, image::Rgb([v, 0, 0])),
+            stylized: RgbImage::from_pixel(64, 48, image::Rgb([0, v, 255 - v])),
+            mirror: false,
+            side_by_side: true,
+        };
+        let mut paths = Vec::new();
+        for _ in 0..2 {
+            w.send(Command::RecordStart {
+                dir: tmp.path().into(),
+                stem: "rec".into(),
+            });
+            let t0 = Instant::now();
+            for i in 0..12u8 {
+                // Never more than the queue's bound in flight, so none is dropped.
+                while w.queued.load(Ordering::Acquire) >= MAX_QUEUED_FRAMES {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                w.send(Command::RecordFrame {
+                    shot: shot(i * 20),
+                    at: t0 + Duration::from_millis(u64::from(i) * 100),
+                });
+            }
+            // Stopped 0.4 s after the last frame: it shows until then.
+            w.send(Command::RecordStop {
+                at: t0 + Duration::from_millis(1500),
+            });
+            let Reply::Saved { what, path } = wait_reply(&w) else {
+                panic!("not saved")
+            };
+            assert_eq!(what, Kind::Recording);
+            paths.push(path);
+        }
+        assert_eq!(paths[0], tmp.path().join("rec.mp4"));
+        assert_eq!(paths[1], tmp.path().join("rec-2.mp4"));
+        let frames: Vec<_> = crate::video::Reader::open(&paths[1])
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(frames.len(), 12);
+        let length = crate::video::probe(&paths[1]).unwrap().duration.unwrap();
+        assert!((length - 1.5).abs() < 0.01, "{length} s long");
+        for (i, f) in frames.iter().enumerate() {
+            // Side by side, at the times the frames were shown.
+            assert_eq!(f.image.dimensions(), (128, 48));
+            assert!((f.time - i as f64 * 0.1).abs() < 0.002, "{}", f.time);
+        }
+        // Frame 5: left red 100, right green 100 / blue 155 (up to H.264's loss).
+        let p = frames[5].image.get_pixel(100, 24).0;
+        assert!(
+            p[0] < 20 && p[1].abs_diff(100) < 12 && p[2].abs_diff(155) < 12,
+            "{p:?}"
+        );
+        let p = frames[5].image.get_pixel(20, 24).0;
+        assert!(p[0].abs_diff(100) < 12 && p[1] < 20, "{p:?}");
+
+        // Stopped before any frame: no file, and the reply says why.
+        w.send(Command::RecordStart {
+            dir: tmp.path().into(),
+            stem: "empty".into(),
+        });
+        w.send(Command::RecordStop { at: Instant::now() });
+        match wait_reply(&w) {
+            Reply::Failed { what, error } => {
+                assert_eq!(what, Kind::Recording);
+                assert!(error.contains("before the first frame"), "{error}");
+            }
+            r => panic!("{r:?}"),
+        }
+        // A recording still open when the worker stops is saved.
+        w.send(Command::RecordStart {
+            dir: tmp.path().into(),
+            stem: "at-exit".into(),
+        });
+        w.send(Command::RecordFrame {
+            shot: shot(7),
+            at: Instant::now(),
+        });
+        assert!(w.finish(Duration::from_secs(20)));
+        assert!(matches!(w.try_reply(), Some(Reply::Saved { .. })));
+        let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["at-exit.mp4", "rec-2.mp4", "rec.mp4"]);
+    }
+
+    #[test]
+    fn recording_frames_beyond_the_bound_are_dropped_not_queued() {
+        let queued = AtomicUsize::new(0);
+        for _ in 0..MAX_QUEUED_FRAMES {
+            assert!(admit(&queued));
+        }
+        assert!(!admit(&queued), "one more than the bound");
+        assert_eq!(queued.load(Ordering::Acquire), MAX_QUEUED_FRAMES);
+        // The worker took one: room for one more.
+        queued.fetch_sub(1, Ordering::AcqRel);
+        assert!(admit(&queued));
+        assert!(!admit(&queued));
     }
 }

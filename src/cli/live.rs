@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::{AssetArgs, DeviceArg, Size};
+use super::{AssetArgs, CameraArgs, DeviceArg};
 use crate::app::{self, Swatch, WindowOptions};
-use crate::capture::{SourceConfig, SourceSpec};
+use crate::capture::SourceSpec;
 use crate::controls::Resolution;
 use crate::engine::Engine;
 use crate::pipeline::{Pipeline, PipelineConfig};
@@ -22,12 +22,8 @@ pub struct LiveArgs {
     /// or a folder of images (a slideshow). Default: the last one used, else camera 0.
     #[arg(long, value_name = "SOURCE")]
     pub source: Option<SourceSpec>,
-    /// Ask the camera for this resolution, e.g. 1280x720 (the nearest it offers is used).
-    #[arg(long, value_name = "WxH")]
-    pub camera_size: Option<Size>,
-    /// Ask the camera (or pace the test pattern and slideshow) at this many frames per second.
-    #[arg(long)]
-    pub fps: Option<u32>,
+    #[command(flatten)]
+    pub camera: CameraArgs,
     /// The style to start with: a name from the style folder or an image's path.
     #[arg(long)]
     pub style: Option<String>,
@@ -164,10 +160,7 @@ pub fn run(a: LiveArgs) -> Result<()> {
 
     let config = PipelineConfig {
         source: SourceSpec::chosen(a.source.as_ref(), settings.camera.as_deref()),
-        source_config: SourceConfig::new(
-            a.camera_size.map(|s| (s.width as u32, s.height as u32)),
-            a.fps,
-        ),
+        source_config: a.camera.source_config(),
         controls: Some(settings.controls.clone()),
         ..PipelineConfig::default()
     };

@@ -7,6 +7,7 @@ mod fetch;
 mod inspect;
 pub mod live;
 mod parity;
+mod serve;
 mod stylize;
 
 use std::path::PathBuf;
@@ -38,7 +39,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Stylise an image: `stylecam stylize --model M --style S INPUT -o OUT.png`.
-    Stylize(stylize::Args),
+    Stylize(Box<stylize::Args>),
     /// Convert any supported weight file to safetensors.
     Convert(convert::Args),
     /// Print a weight file's format, keys, shapes, inferred ngf/blocks and parameter count.
@@ -49,6 +50,8 @@ pub enum Command {
     Parity(parity::Args),
     /// Download the pretrained model and the 21 style images into the data dir.
     Fetch(fetch::Args),
+    /// Serve the web page, the HTTP API and a live MJPEG stream (docs/HTTP.md).
+    Serve(serve::Args),
 }
 
 /// The flags every command that runs the network shares.
@@ -82,6 +85,27 @@ impl AssetArgs {
             self.data_dir()?,
             device,
             need_bank,
+        )
+    }
+}
+
+/// The camera flags of the commands with a live source (the window and `serve`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CameraArgs {
+    /// Ask the camera for this resolution, e.g. 1280x720 (the nearest it offers is used; the
+    /// test pattern is drawn at it).
+    #[arg(long, value_name = "WxH")]
+    pub camera_size: Option<Size>,
+    /// Ask the camera (or pace the test pattern and slideshow) at this many frames per second.
+    #[arg(long)]
+    pub fps: Option<u32>,
+}
+
+impl CameraArgs {
+    pub fn source_config(&self) -> crate::capture::SourceConfig {
+        crate::capture::SourceConfig::new(
+            self.camera_size.map(|s| (s.width as u32, s.height as u32)),
+            self.fps,
         )
     }
 }
@@ -135,12 +159,13 @@ impl std::fmt::Display for Size {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Some(Command::Stylize(a)) => stylize::run(a),
+        Some(Command::Stylize(a)) => stylize::run(*a),
         Some(Command::Convert(a)) => convert::run(a),
         Some(Command::Inspect(a)) => inspect::run(a),
         Some(Command::Bench(a)) => bench::run(a),
         Some(Command::Parity(a)) => parity::run(a),
         Some(Command::Fetch(a)) => fetch::run(a),
+        Some(Command::Serve(a)) => serve::run(a),
         None => live::run(cli.live),
     }
 }

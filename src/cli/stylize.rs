@@ -1,15 +1,20 @@
-//! `stylecam stylize`: photos through MSG-Net, with the creative controls. One file to one
-//! file (`-o OUT.png`), or any number of files, folders and globs into `--output DIR`.
+//! `stylecam stylize`: photos and videos through MSG-Net, with the creative controls. One file
+//! to one file (`-o OUT.png`, `-o OUT.mp4`), or any number of files, folders and globs into
+//! `--output DIR`. Videos are in `stylize/video.rs`.
+
+mod video;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::{existing_file, DeviceArg};
 use crate::model::{MsgNet, Targets};
 use crate::style::{self, Aspect, Split};
+use crate::video::is_video;
 use crate::{assets, color, image_io};
 
 #[derive(Debug, clap::Args)]
@@ -48,8 +53,8 @@ pub struct Args {
     /// Keep the photo's colours: take only the luminance of the stylised result.
     #[arg(long)]
     pub preserve_color: bool,
-    /// Resize each photo to this width first, keeping its aspect ratio (as the reference's
-    /// `--content-size`). Without it photos are stylised at their own size.
+    /// Resize each photo (or video frame) to this width first, keeping its aspect ratio (as
+    /// the reference's `--content-size`). Without it photos are stylised at their own size.
     #[arg(long, value_parser = clap::value_parser!(u32).range(16..=8192))]
     pub content_size: Option<u32>,
     #[command(flatten)]
@@ -61,18 +66,23 @@ pub struct Args {
     /// Overwrite outputs that exist.
     #[arg(long)]
     pub force: bool,
-    /// Where to write the RGB PNG when stylising one photo.
+    /// Where to write the result of one input: a PNG for a photo; for a video, .mp4, .mov or
+    /// .mkv (H.264) or .webm (VP9).
     #[arg(short = 'o', long = "out", conflicts_with = "output_dir")]
     pub out: Option<PathBuf>,
-    /// The folder for the results (created if needed), named PHOTO-STYLE.png.
+    /// The folder for the results (created if needed), named PHOTO-STYLE.png and
+    /// VIDEO-STYLE.mp4.
     #[arg(long = "output", value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
-    /// Photos: files, folders (their images, not recursive) or globs like 'shots/*.jpg'.
+    #[command(flatten)]
+    pub video: video::VideoArgs,
+    /// Photos and videos: files, folders (their images and videos, not recursive) or globs
+    /// like 'shots/*.jpg'.
     #[arg(required = true)]
     pub inputs: Vec<String>,
 }
 
-fn unit(s: &str) -> std::result::Result<f64, String> {
+pub(super) fn unit(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("`{s}` is not a number between 0 and 1")),
@@ -110,10 +120,10 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
             let mut found: Vec<PathBuf> = std::fs::read_dir(p)
                 .with_context(|| format!("{spec}: cannot list the folder"))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && style::bank::is_image(p))
+                .filter(|p| p.is_file() && (style::bank::is_image(p) || is_video(p)))
                 .collect();
             if found.is_empty() {
-                bail!("{spec}: the folder holds no images");
+                bail!("{spec}: the folder holds no images or videos");
             }
             found.sort();
             out.extend(found);
@@ -152,25 +162,71 @@ struct Job<'a> {
     args: &'a Args,
     net: &'a MsgNet,
     targets: Vec<Tensor>,
+    /// Where progress bars draw (a video's frames under the batch's files).
+    progress: MultiProgress,
+    /// Set by Ctrl-C.
+    cancel: &'a AtomicBool,
 }
 
 impl Job<'_> {
+    /// A line for the user: above the progress bars, or on stderr when there are none (not a
+    /// terminal).
+    fn say(&self, line: &str) {
+        if self.progress.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.progress.println(line).ok();
+        }
+    }
+
     fn run(&self, input: &Path, output: &Path) -> Result<()> {
+        if is_video(input) {
+            return video::run(self, input, output);
+        }
+        let img = image_io::load_rgb(input)?;
+        let out = self
+            .frame(self.fit(img), None)
+            .with_context(|| format!("stylising {}", input.display()))?;
+        image_io::save_png(&out, output, self.args.force)?;
+        Ok(())
+    }
+
+    /// The picture at `--content-size`, if given.
+    fn fit(&self, img: image::RgbImage) -> image::RgbImage {
+        match self.args.content_size {
+            Some(w) => image_io::resize_to_width(&img, w),
+            None => img,
+        }
+    }
+
+    /// The mask for a `w`x`h` picture, with `--mask` or `--split`.
+    fn mask(&self, w: u32, h: u32) -> Result<Option<Tensor>> {
         let a = self.args;
         let dev = self.net.device();
-        let mut img = image_io::load_rgb(input)?;
-        if let Some(w) = a.content_size {
-            img = image_io::resize_to_width(&img, w);
-        }
-        let content = image_io::to_tensor(&img, dev, DType::F32)?;
-        let (w, h) = img.dimensions();
-        let mask = match (&a.mask, a.split) {
+        Ok(match (&a.mask, a.split) {
             (Some(p), _) => Some(load_mask(p, w, h, dev)?),
             (None, Some(split)) => Some(style::split_mask(split, h as usize, w as usize, dev)?),
             (None, None) => None,
+        })
+    }
+
+    /// Stylises one picture (already at its working size) with the flags; `mask`: the mask
+    /// for its size, if already made.
+    fn frame(&self, img: image::RgbImage, mask: Option<&Tensor>) -> Result<image::RgbImage> {
+        let a = self.args;
+        let dev = self.net.device();
+        let content = image_io::to_tensor(&img, dev, DType::F32)?;
+        let (w, h) = img.dimensions();
+        let made;
+        let mask = match mask {
+            Some(m) => Some(m),
+            None => {
+                made = self.mask(w, h)?;
+                made.as_ref()
+            }
         };
         let mixed;
-        let chosen = match (self.targets.as_slice(), &mask) {
+        let chosen = match (self.targets.as_slice(), mask) {
             ([first, second], Some(mask)) => Targets::Masked {
                 first,
                 second,
@@ -183,17 +239,13 @@ impl Job<'_> {
             ([only], _) => Targets::One(only),
             _ => bail!("stylize combines one or two styles"),
         };
-        let out = self
-            .net
-            .forward_with(&content, chosen, a.strength)
-            .with_context(|| format!("stylising {}", input.display()))?;
+        let out = self.net.forward_with(&content, chosen, a.strength)?;
         let out = if a.preserve_color {
             color::preserve_color(&out, &content)?
         } else {
             out
         };
-        image_io::save_png(&image_io::to_image(&out)?, output, a.force)?;
-        Ok(())
+        Ok(image_io::to_image(&out)?)
     }
 }
 
@@ -201,14 +253,17 @@ impl Job<'_> {
 fn plan(a: &Args, inputs: &[PathBuf], style_tag: &str) -> Result<Vec<(PathBuf, PathBuf)>> {
     match (&a.out, &a.output_dir) {
         (Some(out), None) => match inputs {
-            [one] => Ok(vec![(one.clone(), out.clone())]),
+            [one] => {
+                video::check_output(one, out)?;
+                Ok(vec![(one.clone(), out.clone())])
+            }
             _ => bail!(
-                "{} photos given but -o names one file: use --output DIR for several",
+                "{} photos or videos given but -o names one file: use --output DIR for several",
                 inputs.len()
             ),
         },
         (None, Some(dir)) => {
-            if inputs.len() == 1 && !dir.is_dir() && style::bank::is_image(dir) {
+            if inputs.len() == 1 && !dir.is_dir() && (style::bank::is_image(dir) || is_video(dir)) {
                 bail!(
                     "--output names a folder, and {} looks like a file name: use -o FILE for one photo",
                     dir.display()
@@ -224,7 +279,8 @@ fn plan(a: &Args, inputs: &[PathBuf], style_tag: &str) -> Result<Vec<(PathBuf, P
                         .file_stem()
                         .map(|s| s.to_string_lossy())
                         .unwrap_or_default();
-                    let out = dir.join(format!("{stem}-{style_tag}.png"));
+                    let ext = if is_video(p) { "mp4" } else { "png" };
+                    let out = dir.join(format!("{stem}-{style_tag}.{ext}"));
                     if !names.insert(out.clone()) {
                         bail!(
                             "{} and another photo would both be written to {}; rename one",
@@ -236,13 +292,18 @@ fn plan(a: &Args, inputs: &[PathBuf], style_tag: &str) -> Result<Vec<(PathBuf, P
                 })
                 .collect()
         }
-        _ => bail!("say where the results go: -o OUT.png for one photo, or --output DIR"),
+        _ => bail!(
+            "say where the results go: -o OUT.png for one photo, -o OUT.mp4 for one video, or \
+             --output DIR"
+        ),
     }
 }
 
 pub fn run(a: Args) -> Result<()> {
     check(&a)?;
     let inputs = expand_inputs(&a.inputs)?;
+    video::check_args(&a.video, &inputs)?;
+    let cancel = video::on_ctrl_c();
     let dev = a.device.open();
     let mut loaded = a.assets.load(&dev, false)?;
     let choice = crate::device::DtypeChoice::resolve(a.dtype, &dev, crate::device::cpu_has_bf16());
@@ -291,10 +352,12 @@ pub fn run(a: Args) -> Result<()> {
         args: &a,
         net: &loaded.model.net,
         targets,
+        progress: MultiProgress::new(),
+        cancel: &cancel,
     };
 
     let bar = if jobs.len() > 1 {
-        let b = ProgressBar::new(jobs.len() as u64);
+        let b = job.progress.add(ProgressBar::new(jobs.len() as u64));
         b.set_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -304,21 +367,42 @@ pub fn run(a: Args) -> Result<()> {
         ProgressBar::hidden()
     };
     let mut failed = Vec::new();
+    let mut interrupted = false;
     for (input, output) in &jobs {
+        if cancel.load(Ordering::Acquire) {
+            interrupted = true;
+            break;
+        }
         bar.set_message(input.display().to_string());
         match job.run(input, output) {
-            Ok(()) => bar.println(format!("wrote {}", output.display())),
+            Ok(()) => job
+                .progress
+                .println(format!("wrote {}", output.display()))?,
+            Err(e) if cancel.load(Ordering::Acquire) => {
+                job.say(&format!("interrupted {}: {e:#}", input.display()));
+                interrupted = true;
+                break;
+            }
             Err(e) => {
-                bar.println(format!("failed {}: {e:#}", input.display()));
+                job.progress
+                    .println(format!("failed {}: {e:#}", input.display()))?;
                 failed.push((input.clone(), format!("{e:#}")));
             }
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if interrupted {
+        bail!("interrupted (Ctrl-C): the file being made was not written, and no partial file is left");
+    }
     if jobs.len() > 1 {
+        let what = if jobs.iter().any(|(p, _)| is_video(p)) {
+            "files"
+        } else {
+            "photos"
+        };
         eprintln!(
-            "stylised {} of {} photos with {style_tag}",
+            "stylised {} of {} {what} with {style_tag}",
             jobs.len() - failed.len(),
             jobs.len()
         );
@@ -330,7 +414,7 @@ pub fn run(a: Args) -> Result<()> {
             for (p, e) in &failed {
                 eprintln!("  failed: {}: {e}", p.display());
             }
-            bail!("{} of {} photos failed", failed.len(), jobs.len())
+            bail!("{} of {} inputs failed", failed.len(), jobs.len())
         }
     }
 }

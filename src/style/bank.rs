@@ -105,6 +105,53 @@ pub enum StyleSource {
     Image(PathBuf),
     /// Precomputed targets in a [`StylePack`].
     Pack,
+    /// A decoded image held in memory (a picture uploaded to `stylecam serve`), through the
+    /// encoder; its targets are cached in memory only.
+    Memory(StyleImage),
+}
+
+/// A style picture in memory, identified by the SHA-256 of its pixels.
+#[derive(Clone)]
+pub struct StyleImage {
+    image: Arc<RgbImage>,
+    sha256: String,
+}
+
+impl StyleImage {
+    pub fn new(image: RgbImage) -> Self {
+        let mut h = Sha256::new();
+        h.update(image.width().to_le_bytes());
+        h.update(image.height().to_le_bytes());
+        h.update(image.as_raw());
+        Self {
+            sha256: crate::hex(&h.finalize()),
+            image: Arc::new(image),
+        }
+    }
+
+    pub fn image(&self) -> &RgbImage {
+        &self.image
+    }
+}
+
+impl PartialEq for StyleImage {
+    fn eq(&self, other: &Self) -> bool {
+        self.sha256 == other.sha256
+    }
+}
+
+impl Eq for StyleImage {}
+
+impl std::fmt::Debug for StyleImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "StyleImage({}x{}, {})",
+            self.image.width(),
+            self.image.height(),
+            &self.sha256[..12]
+        )
+    }
 }
 
 /// One style: a name and where its targets come from.
@@ -131,7 +178,7 @@ impl Style {
     pub fn image(&self) -> Option<&Path> {
         match &self.source {
             StyleSource::Image(p) => Some(p),
-            StyleSource::Pack => None,
+            StyleSource::Pack | StyleSource::Memory(_) => None,
         }
     }
 }
@@ -197,6 +244,14 @@ impl StyleBank {
 
     pub fn is_empty(&self) -> bool {
         self.styles.is_empty()
+    }
+
+    /// Adds a style, replacing one of the same name.
+    pub fn add(&mut self, style: Style) {
+        match self.styles.iter_mut().find(|s| s.name == style.name) {
+            Some(s) => *s = style,
+            None => self.styles.push(style),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&Style> {
@@ -310,6 +365,17 @@ impl TargetCache {
     ) -> Result<Tensor, BankError> {
         match &style.source {
             StyleSource::Image(path) => self.image_target(net, path, size, aspect),
+            StyleSource::Memory(img) => {
+                let key = Key {
+                    image_sha256: img.sha256.clone(),
+                    size,
+                    aspect,
+                };
+                if let Some(t) = self.memory.get(&key) {
+                    return Ok(t.clone());
+                }
+                self.encode(net, img.image(), key, Path::new(&style.name))
+            }
             StyleSource::Pack => {
                 let pack = self.pack.as_ref().ok_or_else(|| BankError::Pack {
                     name: style.name.clone(),
@@ -346,20 +412,33 @@ impl TargetCache {
             self.memory.insert(key, t.clone());
             return Ok(t);
         }
-        tracing::info!("style target {} at {size}: computing", style.display());
-        let img = aspect.resize(&image_io::load_rgb(style)?, size);
-        let target = image_io::to_tensor(&img, net.device(), DType::F32)
-            .and_then(|x| net.style_target(&x))
-            .map_err(|source| BankError::Target {
-                path: style.to_path_buf(),
-                source,
-            })?;
+        let target = self.encode(net, &image_io::load_rgb(style)?, key, style)?;
         if let Some(f) = &file {
             // A cache that cannot be written costs time on the next run, nothing else.
             if let Err(e) = write_cached(f, &target) {
                 tracing::warn!("{}: cannot write the style-target cache: {e}", f.display());
             }
         }
+        Ok(target)
+    }
+
+    /// Runs the encoder on `img` for `key` and keeps the target in memory; `what` names the
+    /// style in messages.
+    fn encode(
+        &mut self,
+        net: &MsgNet,
+        img: &RgbImage,
+        key: Key,
+        what: &Path,
+    ) -> Result<Tensor, BankError> {
+        tracing::info!("style target {} at {}: computing", what.display(), key.size);
+        let img = key.aspect.resize(img, key.size);
+        let target = image_io::to_tensor(&img, net.device(), DType::F32)
+            .and_then(|x| net.style_target(&x))
+            .map_err(|source| BankError::Target {
+                path: what.to_path_buf(),
+                source,
+            })?;
         self.memory.insert(key, target.clone());
         Ok(target)
     }

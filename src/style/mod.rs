@@ -8,7 +8,7 @@ pub mod pack;
 
 /// Mixing targets and resizing masks act on the network's tensors, so they live with it.
 pub use crate::model::{mix_targets, resize_mask};
-pub use bank::{Aspect, BankError, Style, StyleBank, TargetCache};
+pub use bank::{Aspect, BankError, Style, StyleBank, StyleImage, StyleSource, TargetCache};
 
 use candle_core::{Device, Result, Tensor};
 

@@ -70,3 +70,5 @@ pub fn file_names(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+pub mod server;

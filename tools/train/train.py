@@ -66,6 +66,9 @@ def parse_args(argv=None):
                    help="--teacher: style size at brush (zoom) 1, as the app's BASE_STYLE_SIZE")
     p.add_argument("--gram-refresh", type=int, default=300,
                    help="--teacher: recompute a style's Gram target after this many steps")
+    p.add_argument("--target-grad-crop", type=int, default=0,
+                   help="--teacher: also train the encoder through the style path, with the Gram of a "
+                        "random crop this large of the S x S style image (straight-through; 0 = off)")
     p.add_argument("--levels", default=None, help="--teacher: only these levels, e.g. b0.5,b1,b2")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--crop", type=int, default=256, help="training crop (128 for CPU)")
@@ -323,7 +326,7 @@ def queue_next(data, styles, pending, batch):
     data.request((name, lv), batch)
 
 
-def teacher_step(args, net, lossnet, data, styles, gram_cache, step, dev, motion_gen, pending):
+def teacher_step(args, net, lossnet, data, styles, gram_cache, step, dev, motion_gen, pending, style_images):
     """One distillation step.  Returns (loss, l1, feature-or-style loss, stability, style index,
     level, input, output)."""
     if args.reload_every and step % args.reload_every == 0 and step:
@@ -342,7 +345,19 @@ def teacher_step(args, net, lossnet, data, styles, gram_cache, step, dev, motion
         with torch.no_grad():
             g = net.target_of(style_tensor(styles.rgb[si], size).to(dev))
         cached = gram_cache[(si, lv)] = (g, step)
-    net.ins.set_target(cached[0])
+    target = cached[0]
+    if args.target_grad_crop:
+        # Gradients into the encoder through the style path (as the reference's training has), at
+        # a fixed cost: the Gram of a random crop of the S x S style image, used straight-through
+        # (its value is replaced by the whole image's Gram, which is what the app computes).
+        full = style_images.get((si, size))
+        if full is None:
+            full = style_images[(si, size)] = style_tensor(styles.rgb[si], size).to(dev)
+        c = min(args.target_grad_crop, size)
+        oy, ox = (int(styles.rng.integers(size - c + 1)) for _ in range(2))
+        g = net.target_of(full[:, :, oy:oy + c, ox:ox + c])
+        target = g - g.detach() + target
+    net.ins.set_target(target)
     y = net(x)
     l1 = (y - t).abs().mean() / 255.0
     loss = args.l1_weight * l1
@@ -457,6 +472,7 @@ def main(argv=None):
     style_cache = {}  # (index, size) -> {tap: Gram}  (loss-net targets, no grad)
     gram_cache = {}  # --teacher: (style index, level) -> (MSG-Net target Gram, step computed)
     pending = []  # --teacher: (style index, level) of the batches queued in the loader
+    style_images = {}  # --teacher --target-grad-crop: (index, size) -> S x S style tensor
     if args.teacher:
         for _ in range(4):
             queue_next(data, styles, pending, args.batch)
@@ -477,7 +493,7 @@ def main(argv=None):
             break
         if args.teacher:
             loss, lc, ls, ltv, si, ssize, x, y = teacher_step(args, net, lossnet, data, styles, gram_cache,
-                                                              step, dev, motion_gen, pending)
+                                                              step, dev, motion_gen, pending, style_images)
         else:
             si, ssize = styles.next()
             x = data.batch(args.batch).to(dev)

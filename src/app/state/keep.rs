@@ -1,5 +1,5 @@
-//! Keeping what the window shows: snapshots (after the countdown, if on) and GIF clips. The
-//! pictures are handed to the worker, which composes, encodes and saves them.
+//! Keeping what the window shows: snapshots (after the countdown, if on), GIF clips and MP4
+//! recordings. The pictures are handed to the worker, which composes, encodes and saves them.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,10 +13,16 @@ impl LiveState {
         match reply {
             Reply::Saved { what, path } => {
                 self.saving_clip &= what != Kind::Clip;
+                self.saving_recording &= what != Kind::Recording;
                 self.show(format!("saved {}", path.display()), false, now);
             }
             Reply::Failed { what, error } => {
                 self.saving_clip &= what != Kind::Clip;
+                if what == Kind::Recording {
+                    // A recording that failed midway (a full disk) is over.
+                    self.saving_recording = false;
+                    self.recording = None;
+                }
                 self.show(error, true, now);
             }
             Reply::Cameras(Ok(list)) => {
@@ -100,15 +106,48 @@ impl LiveState {
         Vec::new()
     }
 
-    /// The window closes: a clip being recorded is saved with what it has.
+    /// The window closes: a clip or a recording being made is saved with what it has.
     pub fn on_exit(&mut self, now: Instant) -> Vec<Effect> {
-        match &mut self.clip {
-            Some(clip) => {
-                clip.recorder.stop(now);
-                self.finish_clip(now)
-            }
-            None => Vec::new(),
+        let mut fx = self.stop_recording(now);
+        if let Some(clip) = &mut self.clip {
+            clip.recorder.stop(now);
+            fx.extend(self.finish_clip(now));
         }
+        fx
+    }
+
+    /// Starts an MP4 recording of what the window shows, or stops the one running.
+    pub(super) fn toggle_recording(&mut self, now: Instant) -> Vec<Effect> {
+        if self.recording.is_some() {
+            return self.stop_recording(now);
+        }
+        if self.saving_recording {
+            return Vec::new();
+        }
+        let Some(dir) = self.snapshot_dir() else {
+            self.show(NO_FOLDER.into(), true, now);
+            return Vec::new();
+        };
+        let tag = file_tag(&self.settings.controls.style);
+        let stem = crate::snapshot::stem(chrono::Local::now(), &tag);
+        self.recording = Some(now);
+        self.show(
+            "recording MP4… (R or the button stops it)".into(),
+            false,
+            now,
+        );
+        vec![Effect::Work(worker::Command::RecordStart { dir, stem })]
+    }
+
+    /// Ends the recording running, if any: the worker finishes and saves the file.
+    pub(super) fn stop_recording(&mut self, now: Instant) -> Vec<Effect> {
+        let Some(started) = self.recording.take() else {
+            return Vec::new();
+        };
+        self.saving_recording = true;
+        let secs = now.saturating_duration_since(started).as_secs_f32();
+        self.show(format!("saving the recording ({secs:.0} s)…"), false, now);
+        vec![Effect::Work(worker::Command::RecordStop { at: now })]
     }
 
     /// The clip has ended: the worker encodes and saves it.

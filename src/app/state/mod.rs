@@ -1,5 +1,5 @@
 //! What the window decides, without a display: the controls and the style list, banners, the
-//! snapshot countdown, the GIF clip, auto-cycle and the exit timer. Events go in (`on_action`,
+//! snapshot countdown, the GIF clip, the MP4 recording, auto-cycle and the exit timer. Events go in (`on_action`,
 //! `on_panel`, `on_output`, `on_reply`, ...) and `tick(now)` runs the clocks; each returns the
 //! [`Effect`]s the shell carries out (pipeline commands, background work, window changes). Time
 //! is always passed in, so tests drive it with a fake clock (`tests.rs`).
@@ -25,7 +25,7 @@ use crate::pipeline::{CaptureStatus, Command, InferenceError, InferenceStatus, O
 use crate::settings::{Settings, CLIP_SECS_RANGE};
 use crate::snapshot::{ClipRecorder, Countdown};
 pub use banners::{Banner, ERROR_SECS, NOTE_SECS};
-pub use read::{ClipState, PanelView};
+pub use read::{ClipState, PanelView, RecordState};
 
 /// The longest side of a GIF clip's frames.
 pub const CLIP_SIDE: u32 = 480;
@@ -66,6 +66,8 @@ pub enum PanelAction {
     Snapshot,
     /// Start a GIF clip, or stop the one recording (it is then saved).
     Clip,
+    /// Start an MP4 recording, or stop the one running (it is then saved).
+    Record,
     /// `None`: the test pattern; `Some(i)`: the i-th listed camera.
     SelectCamera(Option<usize>),
     RefreshCameras,
@@ -133,6 +135,10 @@ pub struct LiveState {
     countdown: Option<Countdown>,
     clip: Option<Clip>,
     saving_clip: bool,
+    /// When the MP4 recording running began.
+    recording: Option<Instant>,
+    /// A finished recording is being written.
+    saving_recording: bool,
     cameras: Vec<CameraInfo>,
     /// The user asked for the camera list (an empty one is then worth a banner).
     cameras_asked: bool,
@@ -175,6 +181,8 @@ impl LiveState {
             countdown: None,
             clip: None,
             saving_clip: false,
+            recording: None,
+            saving_recording: false,
             cameras: Vec::new(),
             cameras_asked: false,
             banners,
@@ -219,6 +227,7 @@ impl LiveState {
             Action::TogglePanel => self.settings.show_panel = !self.settings.show_panel,
             Action::TogglePause => fx.push(self.set_paused(!self.paused)),
             Action::Snapshot => fx.extend(self.start_snapshot(now)),
+            Action::ToggleRecord => fx.extend(self.toggle_recording(now)),
             Action::Escape => fx.push(if self.fullscreen && !self.kiosk {
                 self.set_fullscreen(false)
             } else {
@@ -235,6 +244,7 @@ impl LiveState {
             PanelAction::SelectStyle(i) => self.select_style(i, now),
             PanelAction::Snapshot => fx.extend(self.start_snapshot(now)),
             PanelAction::Clip => fx.extend(self.toggle_clip(now)),
+            PanelAction::Record => fx.extend(self.toggle_recording(now)),
             PanelAction::SelectCamera(choice) => {
                 let spec = match choice.and_then(|i| self.cameras.get(i)) {
                     Some(cam) => SourceSpec::Camera(cam.index),
@@ -269,9 +279,21 @@ impl LiveState {
                 if let Some(clip) = &mut self.clip {
                     clip.recorder.push(&out.stylized, now);
                 }
-                self.last = Some(out);
                 self.shown_side_by_side = self.settings.side_by_side;
-                vec![Effect::Upload, Effect::Redraw]
+                let mut fx = vec![Effect::Upload, Effect::Redraw];
+                if self.recording.is_some() {
+                    fx.push(Effect::Work(worker::Command::RecordFrame {
+                        shot: Shot {
+                            original: out.original.clone(),
+                            stylized: out.stylized.clone(),
+                            mirror: self.settings.mirror,
+                            side_by_side: self.shown_side_by_side,
+                        },
+                        at: now,
+                    }));
+                }
+                self.last = Some(out);
+                fx
             }
             Err(e) => {
                 self.show(e.to_string(), true, now);

@@ -12,6 +12,15 @@ pub enum ClipState {
     Saving,
 }
 
+/// The Record button's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordState {
+    Idle,
+    /// Recording for this long.
+    Recording(std::time::Duration),
+    Saving,
+}
+
 /// What the panel shows besides the settings it edits.
 pub struct PanelView<'a> {
     pub styles: &'a [StyleEntry],
@@ -24,6 +33,7 @@ pub struct PanelView<'a> {
     pub paused: bool,
     pub fullscreen: bool,
     pub clip: ClipState,
+    pub recording: RecordState,
 }
 
 impl LiveState {
@@ -70,8 +80,21 @@ impl LiveState {
         }
     }
 
+    /// How long the MP4 recording has been running, if one is.
+    pub fn recording(&self, now: Instant) -> Option<std::time::Duration> {
+        self.recording.map(|t| now.saturating_duration_since(t))
+    }
+
+    pub fn record_state(&self, now: Instant) -> RecordState {
+        match (self.recording(now), self.saving_recording) {
+            (Some(d), _) => RecordState::Recording(d),
+            (None, true) => RecordState::Saving,
+            (None, false) => RecordState::Idle,
+        }
+    }
+
     /// The settings to edit and what the panel shows beside them, borrowed apart.
-    pub fn panel_view(&mut self) -> (&mut Settings, PanelView<'_>) {
+    pub fn panel_view(&mut self, now: Instant) -> (&mut Settings, PanelView<'_>) {
         let view = PanelView {
             current: self.current_style(),
             styles: &self.styles,
@@ -82,6 +105,7 @@ impl LiveState {
             paused: self.paused,
             fullscreen: self.fullscreen,
             clip: self.clip_state(),
+            recording: self.record_state(now),
         };
         (&mut self.settings, view)
     }

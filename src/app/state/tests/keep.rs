@@ -121,3 +121,94 @@ fn a_clip_recording_when_the_window_closes_is_saved() {
     assert_eq!(clip_of(&st.on_exit(t + secs(0.5))), Some(1));
     assert_eq!(st.clip_state(), ClipState::Saving);
 }
+
+/// The recording commands among the effects, in order: "start <stem>", "frame <seq> <w>x<h>",
+/// "stop".
+fn record_cmds(fx: &[Effect]) -> Vec<String> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Work(worker::Command::RecordStart { dir, stem }) => {
+                Some(format!("start {} {stem}", dir.display()))
+            }
+            Effect::Work(worker::Command::RecordFrame { shot, .. }) => {
+                let (w, h) = shot.compose().dimensions();
+                Some(format!(
+                    "frame {} {w}x{h}",
+                    shot.stylized.get_pixel(0, 0)[2]
+                ))
+            }
+            Effect::Work(worker::Command::RecordStop { .. }) => Some("stop".into()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_record_key_starts_and_stops_an_mp4_of_what_the_window_shows() {
+    let (mut st, t) = setup(|_| {});
+    assert_eq!(st.record_state(t), RecordState::Idle);
+    st.on_output(Ok(output(1, t)), t);
+    let start = record_cmds(&st.on_action(Action::ToggleRecord, t));
+    assert_eq!(start.len(), 1);
+    assert!(
+        start[0].starts_with("start /snapshots stylecam-") && start[0].ends_with("-a"),
+        "named like a snapshot: {start:?}"
+    );
+    // Every frame shown goes to the worker, side by side once that is on.
+    assert_eq!(
+        record_cmds(&st.on_output(Ok(output(2, t + secs(0.1))), t + secs(0.1))),
+        ["frame 2 40x30"]
+    );
+    st.on_action(Action::ToggleSideBySide, t + secs(0.2));
+    assert_eq!(
+        record_cmds(&st.on_output(Ok(output(3, t + secs(0.3))), t + secs(0.3))),
+        ["frame 3 80x30"]
+    );
+    assert_eq!(
+        st.record_state(t + secs(2.5)),
+        RecordState::Recording(secs(2.5))
+    );
+    // The overlay's clock and the panel agree.
+    assert_eq!(st.recording(t + secs(2.5)), Some(secs(2.5)));
+    // The button stops it; the file is saved by the worker.
+    assert_eq!(
+        record_cmds(&st.on_panel(PanelAction::Record, t + secs(3.0))),
+        ["stop"]
+    );
+    assert_eq!(st.record_state(t + secs(3.0)), RecordState::Saving);
+    assert!(record_cmds(&st.on_output(Ok(output(4, t + secs(3.1))), t + secs(3.1))).is_empty());
+    // Pressing again while saving does nothing.
+    assert!(record_cmds(&st.on_action(Action::ToggleRecord, t + secs(3.2))).is_empty());
+    st.on_reply(
+        Reply::Saved {
+            what: Kind::Recording,
+            path: "/snapshots/x.mp4".into(),
+        },
+        t + secs(4.0),
+    );
+    assert_eq!(st.record_state(t + secs(4.0)), RecordState::Idle);
+    assert!(texts(&st).contains(&"saved /snapshots/x.mp4".to_owned()));
+}
+
+#[test]
+fn a_recording_that_fails_midway_ends_with_a_banner_and_closing_the_window_saves_one() {
+    let (mut st, t) = setup(|_| {});
+    st.on_action(Action::ToggleRecord, t);
+    st.on_reply(
+        Reply::Failed {
+            what: Kind::Recording,
+            error: "recording stopped, nothing was saved: No space left on device".into(),
+        },
+        t + secs(1.0),
+    );
+    assert_eq!(st.record_state(t + secs(1.0)), RecordState::Idle);
+    assert!(texts(&st).iter().any(|b| b.contains("No space left")));
+    assert!(record_cmds(&st.on_output(Ok(output(1, t + secs(1.1))), t + secs(1.1))).is_empty());
+
+    assert!(
+        record_cmds(&st.on_exit(t + secs(2.0))).is_empty(),
+        "nothing to stop"
+    );
+    st.on_action(Action::ToggleRecord, t + secs(2.0));
+    assert_eq!(record_cmds(&st.on_exit(t + secs(3.0))), ["stop"]);
+}

@@ -269,7 +269,7 @@ fn the_preparing_sign_and_the_source_come_from_the_status() {
         texts(&st),
         ["no camera found; starting the test pattern instead (camera:0 is retried in the background)"]
     );
-    let (_, view) = st.panel_view();
+    let (_, view) = st.panel_view(t);
     assert_eq!(view.source, "test pattern 640x480 at 30 fps");
     // The same status again changes nothing.
     assert!(st
