@@ -1,7 +1,7 @@
 //! A short soak of the live pipeline (`stylecam bench --live`, headless): a few hundred frames of
 //! the test pattern at a small size through the built-in weights, the style switching every 50
 //! frames and the brush moving on every frame. No errors, every thread joined and gone after
-//! shutdown, and memory bounded. The long version (100,000 frames) is in docs/PERF.md.
+//! shutdown, and memory bounded. The long run (the command, and what it showed) is in docs/PERF.md.
 
 mod common;
 
