@@ -26,15 +26,15 @@ pub struct Args {
     #[arg(long, required = true)]
     pub style: Vec<String>,
     /// The style image is resized to SIZE before its target is computed (as the reference
-    /// does). Larger sizes give finer brush strokes.
+    /// does). Larger sizes give larger brush strokes.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=4096))]
     pub style_size: u32,
     /// How the style image is resized: `square` squashes it to SIZE x SIZE (the reference's
     /// way); `keep` makes it SIZE wide and keeps its aspect ratio.
     #[arg(long, default_value = "square")]
     pub style_aspect: Aspect,
-    /// Brush size: scales the style size (SIZE x F). Below 1 the style image is seen smaller, so
-    /// its strokes and motifs come out larger on the picture; above 1, finer.
+    /// Brush size: scales the style size (SIZE x F). Above 1 the style image is seen larger, so
+    /// its strokes and motifs come out larger on the picture; below 1, finer.
     #[arg(long, default_value_t = 1.0, value_parser = brush)]
     pub brush: f64,
     /// How much style: 1 is the full style, 0 the network's rendering of the photo's own
