@@ -10,9 +10,11 @@
 # For CUDA and for several replicas, see docs/HTTP.md ("Beyond one machine").
 
 FROM rust:1-bookworm AS build
-# pkg-config and libclang for -sys crates, nasm for mozjpeg's SIMD, libudev for the camera list.
+# pkg-config and libclang for -sys crates, nasm for mozjpeg's SIMD, libudev for the camera list,
+# FFmpeg's libraries for video files and MP4 recording (the default `video` feature).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends pkg-config libclang-dev nasm libudev-dev \
+        libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -22,6 +24,7 @@ RUN cargo build --release --locked --bin stylecam \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libudev1 ca-certificates \
+        libavcodec59 libavformat59 libavutil57 libswscale6 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --home-dir /data stylecam
 COPY --from=build /src/target/release/stylecam /usr/local/bin/stylecam

@@ -84,7 +84,7 @@ impl std::str::FromStr for Resolution {
 pub struct Controls {
     /// The style's name in the bank (a file stem).
     pub style: String,
-    /// Scales the style size: `BASE_STYLE_SIZE * brush`. Smaller brush, larger strokes.
+    /// Scales the style size: `BASE_STYLE_SIZE * brush`. Larger brush, larger strokes.
     pub brush: f32,
     /// Keep the camera's colours; only the luminance is stylised.
     pub preserve_color: bool,

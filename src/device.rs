@@ -53,6 +53,146 @@ impl fmt::Display for DeviceSpec {
     }
 }
 
+/// `--dtype f32|bf16|f16|auto`: the precision the network runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DtypeSpec {
+    /// The fastest this device has: on the CPU bf16 where it has AVX-512 BF16, else f32; on a
+    /// GPU f32 (as before).
+    #[default]
+    Auto,
+    F32,
+    Bf16,
+    /// Half precision: for GPUs (on the CPU it runs candle's slow generic path).
+    F16,
+}
+
+impl FromStr for DtypeSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "f32" => Ok(Self::F32),
+            "bf16" => Ok(Self::Bf16),
+            "f16" => Ok(Self::F16),
+            _ => Err(format!(
+                "unknown precision `{s}`: use f32, bf16, f16 or auto"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for DtypeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+            Self::F16 => "f16",
+        })
+    }
+}
+
+/// Whether this CPU has the bf16 dot-product instructions (AVX-512 BF16, `vdpbf16ps`) that make
+/// the bf16 path faster than f32. Elsewhere bf16 operands are widened to f32 and run slower.
+pub fn cpu_has_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// What a `--dtype` resolves to on a device: the dtype to load the weights in, the CPU
+/// executor's precision, and a sentence saying why (for `auto`, and for a choice that will be
+/// slow).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DtypeChoice {
+    pub dtype: candle_core::DType,
+    /// `Some` on the CPU in f32: the executor's product precision.
+    pub cpu: Option<crate::model::Precision>,
+    pub note: Option<String>,
+}
+
+impl DtypeChoice {
+    /// How to run on `device` for `spec`. `cpu_bf16` says whether the CPU has AVX-512 BF16
+    /// (pass [`cpu_has_bf16`]; a parameter so that both answers are testable anywhere).
+    pub fn resolve(spec: DtypeSpec, device: &Device, cpu_bf16: bool) -> Self {
+        use crate::model::Precision as P;
+        use candle_core::DType;
+        let on_cpu = |p: P, note: Option<String>| Self {
+            dtype: DType::F32,
+            cpu: Some(p),
+            note,
+        };
+        match (spec, device.is_cpu()) {
+            (DtypeSpec::Auto, true) if cpu_bf16 => on_cpu(
+                P::Bf16,
+                Some("auto: bf16 (this CPU has AVX-512 BF16)".into()),
+            ),
+            (DtypeSpec::Auto, true) => on_cpu(
+                P::F32,
+                Some("auto: f32 (this CPU has no AVX-512 BF16, where bf16 would be slower)".into()),
+            ),
+            (DtypeSpec::F32, true) => on_cpu(P::F32, None),
+            (DtypeSpec::Bf16, true) => on_cpu(
+                P::Bf16,
+                (!cpu_bf16).then(|| {
+                    "bf16 on a CPU without AVX-512 BF16 is widened to f32: slower than f32".into()
+                }),
+            ),
+            (DtypeSpec::F16, true) => Self {
+                dtype: DType::F16,
+                cpu: None,
+                note: Some("f16 on the CPU runs candle's generic path: slow".into()),
+            },
+            (DtypeSpec::Auto | DtypeSpec::F32, false) => Self {
+                dtype: DType::F32,
+                cpu: None,
+                note: None,
+            },
+            (DtypeSpec::Bf16, false) => Self {
+                dtype: DType::BF16,
+                cpu: None,
+                note: None,
+            },
+            (DtypeSpec::F16, false) => Self {
+                dtype: DType::F16,
+                cpu: None,
+                note: None,
+            },
+        }
+    }
+
+    /// A short name: `f32`, `bf16`, `f16`.
+    pub fn name(&self) -> String {
+        match self.cpu {
+            Some(p) => p.to_string(),
+            None => format!("{:?}", self.dtype).to_lowercase(),
+        }
+    }
+
+    /// Puts the CPU executor's precision on a network loaded with [`DtypeChoice::dtype`].
+    pub fn apply(&self, net: &mut crate::model::MsgNet) -> candle_core::Result<()> {
+        match self.cpu {
+            Some(p) => net.set_precision(p),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `cpu · f32`, `cuda · bf16`: where and in what precision a network runs.
+pub fn describe(net: &crate::model::MsgNet) -> String {
+    let precision = match net.precision() {
+        Some(p) => p.to_string(),
+        None => format!("{:?}", net.dtype()).to_lowercase(),
+    };
+    format!("{} · {precision}", name(net.device()))
+}
+
 /// The device chosen, and a note when it is not what was asked for.
 pub struct Selected {
     pub device: Device,
@@ -135,6 +275,26 @@ mod tests {
         let err = "tpu".parse::<DeviceSpec>().unwrap_err();
         assert!(err.contains("tpu") && err.contains("cuda:N"), "{err}");
         assert!("cuda:x".parse::<DeviceSpec>().is_err());
+    }
+
+    #[test]
+    fn dtype_auto_picks_bf16_only_where_the_cpu_has_it() {
+        use crate::model::Precision as P;
+        let cpu = Device::Cpu;
+        let with = DtypeChoice::resolve(DtypeSpec::Auto, &cpu, true);
+        assert_eq!(with.cpu, Some(P::Bf16));
+        let without = DtypeChoice::resolve(DtypeSpec::Auto, &cpu, false);
+        assert_eq!(without.cpu, Some(P::F32));
+        assert!(without.note.unwrap().contains("no AVX-512 BF16"));
+        let forced = DtypeChoice::resolve(DtypeSpec::Bf16, &cpu, false);
+        assert_eq!(forced.cpu, Some(P::Bf16));
+        assert!(forced.note.unwrap().contains("slower"));
+        assert_eq!(
+            DtypeChoice::resolve(DtypeSpec::F32, &cpu, true).cpu,
+            Some(P::F32)
+        );
+        assert_eq!("BF16".parse(), Ok(DtypeSpec::Bf16));
+        assert!("f8".parse::<DtypeSpec>().unwrap_err().contains("f32, bf16"));
     }
 
     #[cfg(not(feature = "cuda"))]

@@ -4,6 +4,10 @@
     python3 tools/bench_torch.py --size 320x240 --size 640x480 --runs 10 --threads 4
     python3 tools/bench_torch.py --model weights.safetensors --stylecam target/release/stylecam
     python3 tools/bench_torch.py --device cuda --autocast fp16 --size 1280x720
+    python3 tools/bench_torch.py --bf16 --stylecam target/release/stylecam   # f32 and bf16 autocast
+
+With --bf16 every size is timed twice in PyTorch, float32 and then under bf16 autocast (the same
+weights, input and runs), and the table gains a torch-bf16 column (and stylecam / torch-bf16).
 
 Sizes are WIDTHxHEIGHT.  Each size: 2 warm-up runs, then --runs timed runs; median and min are
 reported.  The style target (from a random --style-size image) is set before timing and is not
@@ -207,6 +211,8 @@ def main() -> int:
     ap.add_argument("--style-size", type=int, default=256, help="side of the random style image")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--autocast", choices=["fp16", "bf16"], help="run under torch.autocast")
+    ap.add_argument("--bf16", action="store_true",
+                    help="also time each size under bf16 autocast, next to float32")
     ap.add_argument("--no-tf32", action="store_true",
                     help="CUDA: disable TF32 (PyTorch lets cuDNN convolutions use TF32 by default)")
     ap.add_argument("--stylecam", metavar="BIN", help="stylecam binary to compare against")
@@ -225,6 +231,8 @@ def main() -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda but torch.cuda.is_available() is False")
     autocast = {"fp16": torch.float16, "bf16": torch.bfloat16, None: None}[args.autocast]
+    if args.bf16 and autocast is not None:
+        ap.error("--bf16 times float32 and bf16 autocast side by side; leave out --autocast")
     if args.no_tf32:
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -244,7 +252,8 @@ def main() -> int:
                     f"{'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}")
     else:
         dev_name = f"cpu ({threads} threads)"
-    print(f"# torch {torch.__version__}, {dev_name}, float32{' autocast ' + args.autocast if autocast else ''}, "
+    print(f"# torch {torch.__version__}, {dev_name}, float32{' autocast ' + args.autocast if autocast else ''}"
+          f"{' and bf16 autocast' if args.bf16 else ''}, "
           f"model {model_path}, runs {args.runs}", file=sys.stderr)
     extra = shlex.split(args.stylecam_args)
     rows, failures = [], 0
@@ -252,6 +261,9 @@ def main() -> int:
         gmac = count_gmac(net, torch.zeros(1, 3, h, w, device=device))
         t_med, t_min = time_torch(net, w, h, args.runs, device, autocast)
         row = {"size": f"{w}x{h}", "torch_median_ms": t_med, "torch_min_ms": t_min, "gmac": gmac}
+        if args.bf16:
+            b_med, b_min = time_torch(net, w, h, args.runs, device, torch.bfloat16)
+            row.update(torch_bf16_median_ms=b_med, torch_bf16_min_ms=b_min)
         if args.stylecam:
             try:
                 obj = run_stylecam(args.stylecam, model_path, w, h, args.runs, threads, extra,
@@ -259,6 +271,8 @@ def main() -> int:
                 row.update(stylecam_median_ms=float(obj["median_ms"]), stylecam_min_ms=float(obj["min_ms"]),
                            stylecam_device=obj.get("device"), stylecam_gmac=obj.get("gmac"),
                            ratio=float(obj["median_ms"]) / t_med)
+                if args.bf16:
+                    row["ratio_bf16"] = float(obj["median_ms"]) / row["torch_bf16_median_ms"]
             except StylecamError as e:
                 failures += 1
                 row["stylecam_error"] = str(e).splitlines()[0]
@@ -268,19 +282,28 @@ def main() -> int:
             print(json.dumps(row), flush=True)
 
     head = f"{'size':>10} {'GMAC':>7} {'torch med ms':>13} {'torch min ms':>13}"
+    if args.bf16:
+        head += f" {'bf16 med ms':>12} {'bf16 min ms':>12}"
     if args.stylecam:
         head += f" {'stylecam med ms':>16} {'stylecam min ms':>16} {'ratio':>7}"
+        if args.bf16:
+            head += f" {'vs bf16':>8}"
     print(head)
     for r in rows:
         line = f"{r['size']:>10} {r['gmac']:7.2f} {r['torch_median_ms']:13.2f} {r['torch_min_ms']:13.2f}"
+        if args.bf16:
+            line += f" {r['torch_bf16_median_ms']:12.2f} {r['torch_bf16_min_ms']:12.2f}"
         if args.stylecam:
             if "ratio" in r:
                 line += f" {r['stylecam_median_ms']:16.2f} {r['stylecam_min_ms']:16.2f} {r['ratio']:7.2f}"
+                if args.bf16:
+                    line += f" {r['ratio_bf16']:8.2f}"
             else:
                 line += f" {'FAILED':>16} {'':>16} {'':>7}"
         print(line)
     if args.stylecam:
-        print("ratio = stylecam median / torch median (< 1: stylecam is faster)")
+        print("ratio = stylecam median / torch median (< 1: stylecam is faster)"
+              + ("; vs bf16 = stylecam median / torch bf16-autocast median" if args.bf16 else ""))
     return 2 if failures else 0
 
 

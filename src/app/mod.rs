@@ -6,7 +6,7 @@
 //! shell.rs    ApplicationHandler: window, Pixels, Framework; turns Effects into calls
 //!   ├─ state/     LiveState: what the window decides (no display; unit-tested with a fake clock)
 //!   ├─ gui.rs     draws banners, panel.rs and view.rs from &mut LiveState
-//!   ├─ worker.rs  "stylecam-window-work": snapshots, GIF clips, camera listing
+//!   ├─ worker/    "stylecam-window-work": snapshots, GIF clips, MP4 recording, camera listing
 //!   └─ swatches.rs "stylecam-swatches": style images -> swatches
 //! framework.rs egui glue (pixels' minimal-egui); keys.rs the key table
 //! ```

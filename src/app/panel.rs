@@ -143,7 +143,7 @@ fn controls_ui(ui: &mut egui::Ui, settings: &mut Settings, view: &PanelView) {
             .logarithmic(true)
             .text("Brush"),
     )
-    .on_hover_text("Smaller: larger strokes and motifs. Larger: finer detail. Keys [ and ].");
+    .on_hover_text("Larger: larger strokes and motifs. Smaller: finer detail. Keys [ and ].");
     ui.checkbox(&mut c.preserve_color, "Keep colours (C)");
     ui.add(egui::Slider::new(&mut c.strength, 0.0..=1.0).text("Strength"))
         .on_hover_text("0 = the photo's own look, 1 = the full style");

@@ -31,10 +31,11 @@ pub fn blit(frame: &mut [u8], stride: u32, img: &RgbImage, x0: u32) {
 pub fn stats_line(s: &StatsSnapshot) -> String {
     let ms = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.0} ms"));
     format!(
-        "camera {:.1} fps · inference {:.1} fps ({}) · display {:.0} fps · latency {} · dropped {} / {}",
+        "camera {:.1} fps · inference {:.1} fps ({}{}) · display {:.0} fps · latency {} · dropped {} / {}",
         s.camera_fps,
         s.inference_fps,
         ms(s.inference_ms),
+        s.engine_note(),
         s.display_fps,
         ms(s.display_latency_ms.or(s.latency_ms)),
         s.dropped_before_inference,

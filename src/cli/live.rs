@@ -43,6 +43,10 @@ pub struct LiveArgs {
     pub resolution: Option<Resolution>,
     #[command(flatten)]
     pub device: DeviceArg,
+    /// Precision on the CPU: auto (bf16 where the CPU has AVX-512 BF16, else f32), f32 or bf16.
+    /// The panel and the overlay show the one in use.
+    #[arg(long, default_value = "auto")]
+    pub dtype: crate::device::DtypeSpec,
     /// Fullscreen, no panel, no cursor: for booths and kiosks. Esc still quits.
     #[arg(long)]
     pub kiosk: bool,
@@ -160,14 +164,14 @@ pub fn run(a: LiveArgs) -> Result<()> {
             styles.push((s.clone(), label, Swatch::File(p)));
         }
     }
-    let engine = Engine::new(
-        assets.model.net,
-        bank,
-        cache,
-        a.style_aspect,
-        settings.controls.clone(),
-    )
-    .context("preparing the first style")?;
+    let choice = crate::device::DtypeChoice::resolve(a.dtype, &dev, crate::device::cpu_has_bf16());
+    let mut net = assets.model.net;
+    choice.apply(&mut net)?;
+    if let Some(note) = &choice.note {
+        tracing::info!("{note}");
+    }
+    let engine = Engine::new(net, bank, cache, a.style_aspect, settings.controls.clone())
+        .context("preparing the first style")?;
     let device = engine.device_name().to_owned();
 
     let config = PipelineConfig {

@@ -1,6 +1,7 @@
 //! The command line: `stylecam <command>`. Each command lives in its own file.
 
 mod bench;
+mod bench_live;
 mod convert;
 mod fetch;
 mod inspect;

@@ -27,15 +27,15 @@ pub struct Args {
     #[arg(long, required = true)]
     pub style: Vec<String>,
     /// The style image is resized to SIZE before its target is computed (as the reference
-    /// does). Larger sizes give finer brush strokes.
+    /// does). Larger sizes give larger brush strokes.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=4096))]
     pub style_size: u32,
     /// How the style image is resized: `square` squashes it to SIZE x SIZE (the reference's
     /// way); `keep` makes it SIZE wide and keeps its aspect ratio.
     #[arg(long, default_value = "square")]
     pub style_aspect: Aspect,
-    /// Brush size: scales the style size (SIZE x F). Below 1 the style image is seen smaller, so
-    /// its strokes and motifs come out larger on the picture; above 1, finer.
+    /// Brush size: scales the style size (SIZE x F). Above 1 the style image is seen larger, so
+    /// its strokes and motifs come out larger on the picture; below 1, finer.
     #[arg(long, default_value_t = 1.0, value_parser = brush)]
     pub brush: f64,
     /// How much style: 1 is the full style, 0 the network's rendering of the photo's own
@@ -61,6 +61,10 @@ pub struct Args {
     pub content_size: Option<u32>,
     #[command(flatten)]
     pub device: DeviceArg,
+    /// Precision on the CPU: f32 (exact, the default), bf16 (products with bf16 operands,
+    /// faster on CPUs with AVX-512 BF16) or auto (bf16 where the CPU has it, else f32).
+    #[arg(long, default_value = "f32")]
+    pub dtype: crate::device::DtypeSpec,
     /// Overwrite outputs that exist (regular files only: never folders, links or devices).
     #[arg(long)]
     pub force: bool,
@@ -321,7 +325,20 @@ pub fn run(a: Args) -> Result<()> {
     video::check_args(&a.video, &inputs)?;
     let cancel = crate::interrupt::on_ctrl_c();
     let dev = a.device.open();
-    let loaded = a.assets.load(&dev, false)?;
+    let mut loaded = a.assets.load(&dev, false)?;
+    let choice = crate::device::DtypeChoice::resolve(a.dtype, &dev, crate::device::cpu_has_bf16());
+    if choice.dtype != DType::F32 {
+        eprintln!(
+            "warning: --dtype {} applies to the CPU; this device runs f32",
+            a.dtype
+        );
+    }
+    choice.apply(&mut loaded.model.net)?;
+    if let (Some(note), crate::device::DtypeSpec::Auto | crate::device::DtypeSpec::Bf16) =
+        (&choice.note, a.dtype)
+    {
+        eprintln!("{note}");
+    }
     let styles = a
         .style
         .iter()

@@ -15,9 +15,9 @@ fn conv_macs(cout: usize, cin: usize, k: usize, ho: usize, wo: usize) -> u64 {
 /// and a reflection pad.
 #[derive(Debug, Clone)]
 pub struct Conv {
-    weight: Tensor,
-    bias: Tensor,
-    geometry: ConvGeometry,
+    pub(super) weight: Tensor,
+    pub(super) bias: Tensor,
+    pub(super) geometry: ConvGeometry,
 }
 
 impl Conv {
@@ -75,8 +75,8 @@ pub fn conv_layer(
 /// Conv2d. Keys `<vb>.conv2d.*`.
 #[derive(Debug, Clone)]
 pub struct UpsampleConvLayer {
-    conv: Conv,
-    upsample: usize,
+    pub(super) conv: Conv,
+    pub(super) upsample: usize,
 }
 
 impl UpsampleConvLayer {
@@ -134,17 +134,17 @@ const EXPANSION: usize = 4;
 
 /// The middle layer of a bottleneck: a strided ConvLayer, or an UpsampleConvLayer.
 #[derive(Debug, Clone)]
-enum Middle {
+pub(super) enum Middle {
     Conv(Conv),
     Up(UpsampleConvLayer),
 }
 
 /// `IN, ReLU, Conv2d 1x1, IN, ReLU, <middle 3x3>, IN, ReLU, Conv2d 1x1`.
 #[derive(Debug, Clone)]
-struct ConvBlock {
-    conv_in: Conv,
-    middle: Middle,
-    conv_out: Conv,
+pub(super) struct ConvBlock {
+    pub(super) conv_in: Conv,
+    pub(super) middle: Middle,
+    pub(super) conv_out: Conv,
 }
 
 impl ConvBlock {
@@ -186,8 +186,8 @@ impl ConvBlock {
 /// Pre-activation residual block: `residual(x) + conv_block(x)` (expansion 4).
 #[derive(Debug, Clone)]
 pub struct Bottleneck {
-    residual_layer: Option<Conv>,
-    conv_block: ConvBlock,
+    pub(super) residual_layer: Option<Conv>,
+    pub(super) conv_block: ConvBlock,
 }
 
 impl Bottleneck {
@@ -243,8 +243,8 @@ impl Module for Bottleneck {
 /// `UpBottleneck(inplanes, planes)`: upsampling residual block, x2.
 #[derive(Debug, Clone)]
 pub struct UpBottleneck {
-    residual_layer: UpsampleConvLayer,
-    conv_block: ConvBlock,
+    pub(super) residual_layer: UpsampleConvLayer,
+    pub(super) conv_block: ConvBlock,
 }
 
 impl UpBottleneck {

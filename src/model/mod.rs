@@ -1,6 +1,7 @@
 //! MSG-Net on candle: layers, the network, and weight loading.
 
 mod backend;
+pub mod cpu;
 mod layers;
 mod net;
 mod targets;
@@ -14,6 +15,7 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
 pub use backend::{alias, RandomBackend, StateDictBackend};
+pub use cpu::Precision;
 pub use layers::{gram, Inspiration};
 pub use net::{Config, MsgNet, Targets, Widths, MIN_SIDE};
 pub use targets::{mix_targets, resize_mask};

@@ -4,6 +4,9 @@
 use candle_core::{bail, DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use std::sync::Arc;
+
+use super::cpu::{CpuNet, Precision};
 use super::layers::{conv_layer, gram, Bottleneck, Conv, Inspiration, UpBottleneck};
 use crate::ops::instance_norm;
 
@@ -167,10 +170,10 @@ pub const MIN_SIDE: usize = 5;
 /// `model1` in the reference: ConvLayer k_first 3->c0, IN, ReLU, Bottleneck(c0, p1, 2),
 /// Bottleneck(4*p1, ngf, 2) (7x7, 64, 32 in the reference).
 #[derive(Debug, Clone)]
-struct Encoder {
-    conv: Conv,
-    down1: Bottleneck,
-    down2: Bottleneck,
+pub(super) struct Encoder {
+    pub(super) conv: Conv,
+    pub(super) down1: Bottleneck,
+    pub(super) down2: Bottleneck,
 }
 
 impl Encoder {
@@ -201,12 +204,14 @@ impl Module for Encoder {
 #[derive(Debug, Clone)]
 pub struct MsgNet {
     config: Config,
-    model1: Encoder,
+    pub(super) model1: Encoder,
     ins: Inspiration,
-    blocks: Vec<Bottleneck>,
-    up1: UpBottleneck,
-    up2: UpBottleneck,
-    out_conv: Conv,
+    pub(super) blocks: Vec<Bottleneck>,
+    pub(super) up1: UpBottleneck,
+    pub(super) up2: UpBottleneck,
+    pub(super) out_conv: Conv,
+    /// The CPU executor (`cpu.rs`), for networks loaded in f32 on the CPU.
+    cpu: Option<Arc<CpuNet>>,
 }
 
 impl MsgNet {
@@ -222,7 +227,7 @@ impl MsgNet {
         let blocks = (0..n)
             .map(|i| Bottleneck::new(model.pp(2 + i), c, ngf, 1, false))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
+        let mut net = Self {
             config,
             model1: Encoder::new(vb.pp("model1"), ngf, &w)?,
             ins: Inspiration::new(vb.pp("ins"), c)?,
@@ -231,7 +236,49 @@ impl MsgNet {
             up2: UpBottleneck::new(model.pp(3 + n), w.u1 * 4, w.u2)?,
             // model.(4+n) and model.(5+n) are the final IN and ReLU.
             out_conv: conv_layer(model.pp(6 + n), w.u2 * 4, 3, w.k_last, 1)?,
-        })
+            cpu: None,
+        };
+        if net.device().is_cpu() && net.dtype() == DType::F32 {
+            net.cpu = Some(Arc::new(CpuNet::new(&net, Precision::F32)?));
+        }
+        Ok(net)
+    }
+
+    /// The precision of the CPU executor's products, for a network loaded in f32 on the CPU;
+    /// `None` elsewhere (the network then runs in its own dtype on its device).
+    pub fn precision(&self) -> Option<Precision> {
+        self.cpu.as_ref().map(|c| c.precision())
+    }
+
+    /// Switches the CPU executor to `precision` (repacking the weights). Fails for a network
+    /// that is not f32 on the CPU.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        match &self.cpu {
+            None => {
+                bail!(
+                "the {precision} CPU path needs the network in f32 on the CPU (it is {:?} on {})",
+                self.dtype(),
+                if self.device().is_cpu() { "the CPU" } else { "a GPU" }
+            )
+            }
+            Some(c) if c.precision() == precision => Ok(()),
+            Some(_) => {
+                self.cpu = Some(Arc::new(CpuNet::new(self, precision)?));
+                Ok(())
+            }
+        }
+    }
+
+    /// The CPU executor, for profiling (`stylecam bench --layers`).
+    pub fn cpu_executor(&self) -> Option<&CpuNet> {
+        self.cpu.as_deref()
+    }
+
+    /// The CPU executor, when it applies to `xs` (one f32 image on the CPU).
+    fn cpu_for(&self, xs: &Tensor) -> Option<&CpuNet> {
+        let cpu = self.cpu.as_deref()?;
+        let one = matches!(xs.dims4(), Ok((1, 3, _, _)));
+        (one && xs.device().is_cpu() && xs.dtype() == DType::F32).then_some(cpu)
     }
 
     pub fn config(&self) -> Config {
@@ -250,6 +297,15 @@ impl MsgNet {
     /// The encoder features `model1(x)`.
     pub fn encode(&self, xs: &Tensor) -> Result<Tensor> {
         check_size(xs)?;
+        if let Some(cpu) = self.cpu_for(xs) {
+            // Style images come at their own sizes and rarely: a workspace of their own, freed
+            // at once, so the frames' workspace keeps the live stream's size.
+            let (_, _, h, w) = xs.dims4()?;
+            let input = xs.flatten_all()?.to_vec1::<f32>()?;
+            let mut ws = super::cpu::Workspace::default();
+            cpu.encode(&mut ws, &input, h, w)?;
+            return ws.activation();
+        }
         self.model1.forward(xs)
     }
 
@@ -261,6 +317,9 @@ impl MsgNet {
     /// Stylises `xs` (B, 3, H, W) towards `target`. The output has the input's size: the network
     /// itself produces `4*ceil(ceil(H/2)/2)` rows (and likewise columns), cropped back here.
     pub fn forward(&self, xs: &Tensor, target: &Tensor) -> Result<Tensor> {
+        if self.cpu_for(xs).is_some() {
+            return self.forward_with(xs, Targets::One(target), 1.0);
+        }
         let features = self.encode(xs)?;
         let mixed = self.ins.forward(&features, target)?;
         self.decode(&mixed, xs.dims4()?)
@@ -285,6 +344,13 @@ impl MsgNet {
     pub fn forward_with(&self, xs: &Tensor, targets: Targets, strength: f64) -> Result<Tensor> {
         if !(0.0..=1.0).contains(&strength) {
             bail!("the strength must be between 0 and 1, got {strength}")
+        }
+        if let Some(cpu) = self.cpu_for(xs) {
+            check_size(xs)?;
+            let mut ws = cpu.take_workspace();
+            let out = self.forward_cpu(cpu, &mut ws, xs, targets, strength);
+            cpu.give_back(ws);
+            return out;
         }
         let features = self.encode(xs)?;
         let own = if strength < 1.0 {
@@ -311,6 +377,48 @@ impl MsgNet {
             }
         };
         self.decode(&mixed, xs.dims4()?)
+    }
+
+    /// [`MsgNet::forward_with`] through the CPU executor.
+    fn forward_cpu(
+        &self,
+        cpu: &CpuNet,
+        ws: &mut super::cpu::Workspace,
+        xs: &Tensor,
+        targets: Targets,
+        strength: f64,
+    ) -> Result<Tensor> {
+        let (_, _, h, w) = xs.dims4()?;
+        let input = xs.flatten_all()?.to_vec1::<f32>()?;
+        cpu.encode(ws, &input, h, w)?;
+        let own = if strength < 1.0 {
+            Some(gram(&ws.activation()?)?)
+        } else {
+            None
+        };
+        let mixing = |t: &Tensor| -> Result<Vec<f32>> {
+            let t = match &own {
+                Some(g) => super::mix_targets(g, t, strength)?,
+                None => t.clone(),
+            };
+            self.ins.mixing_matrix(&t)?.flatten_all()?.to_vec1::<f32>()
+        };
+        match targets {
+            Targets::One(t) => cpu.inspire(ws, &mixing(t)?, None)?,
+            Targets::Masked {
+                first,
+                second,
+                mask,
+            } => {
+                let (_, fh, fw) = ws.shape();
+                let m = super::resize_mask(mask, fh, fw)?
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                cpu.inspire(ws, &mixing(first)?, Some((&mixing(second)?, &m)))?
+            }
+        }
+        cpu.decode(ws, h, w)
     }
 
     /// Multiply-adds of one forward pass at `h x w` (the reference's count: upsampling 1x1

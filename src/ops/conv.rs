@@ -15,7 +15,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Result, Sh
 use rayon::prelude::*;
 
 use super::f32_slice;
-use super::gemm::{matmul, Mat};
+use super::gemm::{matmul_any, Bf16Scratch, Lhs, Mat};
 
 /// Elements of scratch space (im2col columns or shift-add planes) per band: 16 MiB of f32.
 const BAND_ELEMS: usize = 4 << 20;
@@ -65,7 +65,7 @@ impl ConvGeometry {
     }
 
     /// For every padded coordinate `0..size*upsample + 2*pad`, the source coordinate it reads.
-    fn index_map(&self, size: usize) -> Vec<usize> {
+    pub(crate) fn index_map(&self, size: usize) -> Vec<usize> {
         let up = size * self.upsample;
         (0..up + 2 * self.pad)
             .map(|i| {
@@ -167,13 +167,137 @@ pub fn reflection_pad_generic(x: &Tensor, pad: usize) -> Result<Tensor> {
 struct CpuConv(ConvGeometry);
 
 /// Shapes of one convolution call, in the names the loops use.
-struct Dims {
-    cin: usize,
-    h: usize,
-    w: usize,
-    cout: usize,
-    ho: usize,
-    wo: usize,
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dims {
+    pub(crate) cin: usize,
+    pub(crate) h: usize,
+    pub(crate) w: usize,
+    pub(crate) cout: usize,
+    pub(crate) ho: usize,
+    pub(crate) wo: usize,
+}
+
+impl Dims {
+    /// The shapes of `g` applied to a `cin x h x w` input with `cout` outputs.
+    pub(crate) fn new(
+        g: &ConvGeometry,
+        cin: usize,
+        h: usize,
+        w: usize,
+        cout: usize,
+    ) -> Result<Self> {
+        let (ho, wo) = g.output_hw(h, w)?;
+        Ok(Self {
+            cin,
+            h,
+            w,
+            cout,
+            ho,
+            wo,
+        })
+    }
+}
+
+/// How a convolution is computed on the CPU (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strategy {
+    /// 1x1, stride 1, no padding or upsampling: one GEMM on the input as it is.
+    Pointwise,
+    /// im2col of a band of output rows, then one GEMM.
+    Im2col,
+    /// `Z = W' X`, then the k*k shifted planes of Z summed (layers that narrow the channels).
+    ShiftAdd,
+}
+
+impl Strategy {
+    pub(crate) fn of(g: &ConvGeometry, cin: usize, cout: usize) -> Self {
+        if g.kernel == 1 && g.stride == 1 && g.pad == 0 && g.upsample == 1 {
+            Self::Pointwise
+        } else if g.kernel > 1 && cout < cin {
+            Self::ShiftAdd
+        } else {
+            Self::Im2col
+        }
+    }
+}
+
+/// `W'[(co, ky, kx), ci] = w[co, ci, ky, kx]`: the weight layout of the shift-add strategy.
+pub(crate) fn shift_add_weights(w: &[f32], cout: usize, cin: usize, k: usize) -> Vec<f32> {
+    let kk = k * k;
+    let mut wt = vec![0f32; cout * kk * cin];
+    for co in 0..cout {
+        for ci in 0..cin {
+            for t in 0..kk {
+                wt[(co * kk + t) * cin + ci] = w[(co * cin + ci) * kk + t];
+            }
+        }
+    }
+    wt
+}
+
+/// Scratch space a convolution reuses between calls; it only grows.
+#[derive(Debug, Default)]
+pub(crate) struct ConvScratch {
+    pub(crate) a: Vec<f32>,
+    pub(crate) b: Vec<f32>,
+    pub(crate) bf16: Bf16Scratch,
+}
+
+/// The weights of one convolution in the form its GEMM takes.
+#[derive(Clone, Copy)]
+pub(crate) enum GemmWeights<'a> {
+    /// f32 (Cout, Cin, k, k) as stored; the shift-add layout is derived when needed.
+    F32(&'a [f32]),
+    /// f32 already in the layout of the strategy (`shift_add_weights` for shift-add).
+    F32Laid(&'a [f32]),
+    /// bf16, packed in the layout of the strategy.
+    Bf16(&'a super::gemm::Bf16Weights),
+}
+
+/// `out (Cout, Ho*Wo) = conv(x)`, or `+=` with `accumulate`. No bias.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_into(
+    g: &ConvGeometry,
+    d: &Dims,
+    x: &[f32],
+    w: GemmWeights,
+    out: &mut [f32],
+    accumulate: bool,
+    scratch: &mut ConvScratch,
+) -> Result<()> {
+    let strategy = Strategy::of(g, d.cin, d.cout);
+    let kk = g.kernel * g.kernel;
+    let (rows, cols) = match strategy {
+        Strategy::ShiftAdd => (d.cout * kk, d.cin),
+        _ => (d.cout, d.cin * kk),
+    };
+    let laid;
+    let m;
+    let lhs = match w {
+        GemmWeights::F32(w) if strategy == Strategy::ShiftAdd => {
+            laid = shift_add_weights(w, d.cout, d.cin, g.kernel);
+            m = Mat::new(&laid, rows, cols, cols);
+            Lhs::F32(&m)
+        }
+        GemmWeights::F32(w) | GemmWeights::F32Laid(w) => {
+            m = Mat::new(w, rows, cols, cols);
+            Lhs::F32(&m)
+        }
+        GemmWeights::Bf16(w) => Lhs::Bf16(w),
+    };
+    match strategy {
+        Strategy::Pointwise => {
+            let xm = Mat::new(x, d.cin, d.h * d.w, d.h * d.w);
+            matmul_any(out, d.ho * d.wo, lhs, &xm, accumulate, &mut scratch.bf16)
+        }
+        Strategy::ShiftAdd => {
+            if !accumulate {
+                out[..d.cout * d.ho * d.wo].fill(0.0);
+            }
+            shift_add(g, d, x, lhs, out, scratch)
+        }
+        Strategy::Im2col => im2col(g, d, x, lhs, out, accumulate, scratch),
+    }
 }
 
 impl CustomOp3 for CpuConv {
@@ -206,23 +330,14 @@ impl CustomOp3 for CpuConv {
             wo,
         };
         let mut out = vec![0f32; batch * cout * ho * wo];
-        let k = g.kernel;
-        let pointwise = k == 1 && g.stride == 1 && g.pad == 0 && g.upsample == 1;
+        let mut scratch = ConvScratch::default();
         for n in 0..batch {
             let xb = &x[n * cin * h * wd..(n + 1) * cin * h * wd];
             let ob = &mut out[n * cout * ho * wo..(n + 1) * cout * ho * wo];
             ob.par_chunks_mut(ho * wo)
                 .zip(b.par_iter())
                 .for_each(|(plane, &bias)| plane.fill(bias));
-            if pointwise {
-                let wm = Mat::new(w, cout, cin, cin);
-                let xm = Mat::new(xb, cin, h * wd, h * wd);
-                matmul(ob, ho * wo, &wm, &xm, true)?;
-            } else if k > 1 && cout < cin {
-                shift_add(&g, &d, xb, w, ob)?;
-            } else {
-                im2col(&g, &d, xb, w, ob)?;
-            }
+            conv_into(&g, &d, xb, GemmWeights::F32(w), ob, true, &mut scratch)?;
         }
         Ok((CpuStorage::F32(out), Shape::from((batch, cout, ho, wo))))
     }
@@ -230,14 +345,14 @@ impl CustomOp3 for CpuConv {
 
 /// How to fill one output line from one source row: runs of consecutive source pixels are copied
 /// with `copy_from_slice` (the interior of a stride-1 layer); anything else is gathered.
-enum LineCopy {
+pub(crate) enum LineCopy {
     Runs(Vec<(usize, usize, usize)>),
     Gather(Vec<usize>),
 }
 
 impl LineCopy {
     /// For output columns `0..wo`, reading padded column `xo * stride + offset` through `cols`.
-    fn new(cols: &[usize], wo: usize, stride: usize, offset: usize) -> Self {
+    pub(crate) fn new(cols: &[usize], wo: usize, stride: usize, offset: usize) -> Self {
         let idx: Vec<usize> = (0..wo).map(|xo| cols[xo * stride + offset]).collect();
         let mut runs: Vec<(usize, usize, usize)> = Vec::new();
         for (xo, &c) in idx.iter().enumerate() {
@@ -253,7 +368,7 @@ impl LineCopy {
         }
     }
 
-    fn fill(&self, dst: &mut [f32], src: &[f32]) {
+    pub(crate) fn fill(&self, dst: &mut [f32], src: &[f32]) {
         match self {
             Self::Runs(runs) => {
                 for &(d, s, len) in runs {
@@ -269,16 +384,27 @@ impl LineCopy {
     }
 }
 
-/// One image: `out (Cout, Ho*Wo) += W (Cout, Cin*k*k) @ columns`, a band of output rows at a time.
-fn im2col(g: &ConvGeometry, d: &Dims, x: &[f32], w: &[f32], out: &mut [f32]) -> Result<()> {
+/// One image: `out (Cout, Ho*Wo) (+)= W (Cout, Cin*k*k) @ columns`, a band of output rows at a
+/// time; `col` holds the columns of one band.
+fn im2col(
+    g: &ConvGeometry,
+    d: &Dims,
+    x: &[f32],
+    w: Lhs,
+    out: &mut [f32],
+    accumulate: bool,
+    scratch: &mut ConvScratch,
+) -> Result<()> {
+    let col = &mut scratch.a;
     let (k, s) = (g.kernel, g.stride);
     let kk = k * k;
     let rows = g.index_map(d.h);
     let cols = g.index_map(d.w);
     let lines: Vec<LineCopy> = (0..k).map(|kx| LineCopy::new(&cols, d.wo, s, kx)).collect();
     let band = (BAND_ELEMS / (d.cin * kk * d.wo).max(1)).clamp(1, d.ho);
-    let mut col = vec![0f32; d.cin * kk * band * d.wo];
-    let wm = Mat::new(w, d.cout, d.cin * kk, d.cin * kk);
+    if col.len() < d.cin * kk * band * d.wo {
+        col.resize(d.cin * kk * band * d.wo, 0.0);
+    }
     for y0 in (0..d.ho).step_by(band) {
         let y1 = (y0 + band).min(d.ho);
         let n = (y1 - y0) * d.wo;
@@ -297,35 +423,45 @@ fn im2col(g: &ConvGeometry, d: &Dims, x: &[f32], w: &[f32], out: &mut [f32]) -> 
                     }
                 }
             });
-        let cm = Mat::new(&col, d.cin * kk, n, n);
-        matmul(&mut out[y0 * d.wo..], d.ho * d.wo, &wm, &cm, true)?;
+        let cm = Mat::new(col, d.cin * kk, n, n);
+        matmul_any(
+            &mut out[y0 * d.wo..],
+            d.ho * d.wo,
+            w,
+            &cm,
+            accumulate,
+            &mut scratch.bf16,
+        )?;
     }
     Ok(())
 }
 
 /// One image, for convolutions that narrow the channels: `Z = W' (Cout*k*k, Cin) @ padded input`,
-/// then `out[co, y, x] += sum over taps of Z[tap, y*s + ky, x*s + kx]`.
-fn shift_add(g: &ConvGeometry, d: &Dims, x: &[f32], w: &[f32], out: &mut [f32]) -> Result<()> {
+/// then `out[co, y, x] += sum over taps of Z[tap, y*s + ky, x*s + kx]`. `wt` is `W'`
+/// ([`shift_add_weights`]).
+fn shift_add(
+    g: &ConvGeometry,
+    d: &Dims,
+    x: &[f32],
+    wt: Lhs,
+    out: &mut [f32],
+    scratch: &mut ConvScratch,
+) -> Result<()> {
     let (k, s) = (g.kernel, g.stride);
     let kk = k * k;
     let rows = g.index_map(d.h);
     let cols = g.index_map(d.w);
     let wp = cols.len();
     let pad_line = LineCopy::new(&cols, wp, 1, 0);
-    // W'[(co, ky, kx), ci] = w[co, ci, ky, kx]
-    let mut wt = vec![0f32; d.cout * kk * d.cin];
-    for co in 0..d.cout {
-        for ci in 0..d.cin {
-            for t in 0..kk {
-                wt[(co * kk + t) * d.cin + ci] = w[(co * d.cin + ci) * kk + t];
-            }
-        }
-    }
-    let wm = Mat::new(&wt, d.cout * kk, d.cin, d.cin);
     let band = (BAND_ELEMS / (d.cout * kk * wp * s).max(1)).clamp(1, d.ho);
     let max_rows = (band - 1) * s + k;
-    let mut xp = vec![0f32; d.cin * max_rows * wp];
-    let mut z = vec![0f32; d.cout * kk * max_rows * wp];
+    let (xp, z, bf) = (&mut scratch.a, &mut scratch.b, &mut scratch.bf16);
+    if xp.len() < d.cin * max_rows * wp {
+        xp.resize(d.cin * max_rows * wp, 0.0);
+    }
+    if z.len() < d.cout * kk * max_rows * wp {
+        z.resize(d.cout * kk * max_rows * wp, 0.0);
+    }
     for y0 in (0..d.ho).step_by(band) {
         let y1 = (y0 + band).min(d.ho);
         let (p0, p1) = (y0 * s, (y1 - 1) * s + k);
@@ -339,10 +475,11 @@ fn shift_add(g: &ConvGeometry, d: &Dims, x: &[f32], w: &[f32], out: &mut [f32]) 
                     pad_line.fill(line, &plane[rows[p0 + pr] * d.w..][..d.w]);
                 }
             });
-        let xm = Mat::new(&xp, d.cin, n, n);
-        matmul(&mut z, n, &wm, &xm, false)?;
-        let z = &z;
+        let xm = Mat::new(xp, d.cin, n, n);
+        matmul_any(z, n, wt, &xm, false, bf)?;
+        let z = &*z;
         out.par_chunks_mut(d.ho * d.wo)
+            .take(d.cout)
             .enumerate()
             .for_each(|(co, plane)| {
                 for y in y0..y1 {
@@ -365,14 +502,7 @@ fn shift_add(g: &ConvGeometry, d: &Dims, x: &[f32], w: &[f32], out: &mut [f32]) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn seeded(shape: &[usize], seed: u32) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|i| ((i as f32 + seed as f32 * 7.13) * 0.731).sin() * 2.0)
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
+    use crate::ops::seeded;
 
     use crate::ops::max_abs_diff as max_diff;
 

@@ -1,7 +1,11 @@
-//! A safe, bounds-checked wrapper over the `gemm` crate (the same kernels candle's CPU matmul uses).
+//! Safe, bounds-checked GEMM: f32 through the `gemm` crate (the same kernels candle's CPU matmul
+//! uses), and bf16 operands with f32 accumulation through `gemmkit`, whose weights are packed once
+//! (at load) and which runs `vdpbf16ps` where the CPU has AVX-512 BF16 and widens to f32 FMA
+//! elsewhere (the same rounding of the operands, so the quality tests run on any CPU).
 
 use candle_core::{bail, Result};
 use gemm::Parallelism;
+use half::bf16;
 
 /// A row-major matrix view: `rows x cols`, element `(r, c)` at `data[r * row_stride + c]`.
 pub struct Mat<'a> {
@@ -21,7 +25,7 @@ impl<'a> Mat<'a> {
         }
     }
 
-    fn fits(&self, len: usize) -> bool {
+    pub(crate) fn fits(&self, len: usize) -> bool {
         self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.row_stride + self.cols <= len
     }
 }
@@ -91,9 +95,150 @@ pub fn matmul(
     Ok(())
 }
 
+/// A weight matrix (`rows x cols`, row-major) rounded to bf16 and packed for gemmkit once.
+pub struct Bf16Weights {
+    packed: gemmkit::PackedLhs<bf16>,
+    rows: usize,
+    cols: usize,
+}
+
+impl std::fmt::Debug for Bf16Weights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bf16Weights({}x{})", self.rows, self.cols)
+    }
+}
+
+impl Bf16Weights {
+    pub fn new(w: &[f32], rows: usize, cols: usize) -> Result<Self> {
+        if w.len() != rows * cols {
+            bail!(
+                "bf16 weights: {} values for a {rows}x{cols} matrix",
+                w.len()
+            )
+        }
+        let b: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
+        let packed = gemmkit::prepack_lhs(gemmkit::MatRef::from_row_major(&b, rows, cols));
+        Ok(Self { packed, rows, cols })
+    }
+}
+
+/// Scratch for the bf16 product: the right-hand side and the product rounded to bf16.
+#[derive(Debug, Default)]
+pub struct Bf16Scratch {
+    rhs: Vec<bf16>,
+    out: Vec<bf16>,
+}
+
+/// The left-hand side of a product: f32 values, or bf16 weights packed at load.
+#[derive(Clone, Copy)]
+pub enum Lhs<'a> {
+    F32(&'a Mat<'a>),
+    Bf16(&'a Bf16Weights),
+}
+
+/// `dst (+)= lhs @ rhs` in the precision of `lhs`. For bf16 the right-hand side is rounded to bf16
+/// and the product accumulated in f32, then rounded to bf16 (gemmkit's output type) and added to
+/// (or stored in) `dst`.
+pub fn matmul_any(
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    lhs: Lhs,
+    rhs: &Mat,
+    accumulate: bool,
+    scratch: &mut Bf16Scratch,
+) -> Result<()> {
+    let w = match lhs {
+        Lhs::F32(m) => return matmul(dst, dst_row_stride, m, rhs, accumulate),
+        Lhs::Bf16(w) => w,
+    };
+    let (m, k, n) = (w.rows, w.cols, rhs.cols);
+    if rhs.rows != k {
+        bail!(
+            "matmul: inner dimensions differ ({m}x{k} @ {}x{n})",
+            rhs.rows
+        );
+    }
+    let dst_fits = m == 0 || n == 0 || (m - 1) * dst_row_stride + n <= dst.len();
+    if !rhs.fits(rhs.data.len()) || !dst_fits {
+        bail!("matmul: a {m}x{k} @ {k}x{n} product does not fit its buffers");
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    scratch.rhs.resize(k * n, bf16::ZERO);
+    scratch.out.resize(m * n, bf16::ZERO);
+    {
+        use rayon::prelude::*;
+        scratch
+            .rhs
+            .par_chunks_mut(n)
+            .enumerate()
+            .for_each(|(r, row)| {
+                let src = &rhs.data[r * rhs.row_stride..][..n];
+                for (o, &v) in row.iter_mut().zip(src) {
+                    *o = bf16::from_f32(v);
+                }
+            });
+    }
+    let threads = rayon::current_num_threads();
+    gemmkit::gemm_packed_a(
+        bf16::ONE,
+        &w.packed,
+        gemmkit::MatRef::from_row_major(&scratch.rhs, k, n),
+        bf16::ZERO,
+        gemmkit::MatMut::from_row_major(&mut scratch.out, m, n),
+        if threads > 1 && m * n * k >= 1 << 16 {
+            gemmkit::Parallelism::Rayon(threads)
+        } else {
+            gemmkit::Parallelism::Serial
+        },
+    );
+    for (r, row) in scratch.out.chunks(n).enumerate() {
+        let d = &mut dst[r * dst_row_stride..][..n];
+        if accumulate {
+            for (o, &v) in d.iter_mut().zip(row) {
+                *o += v.to_f32();
+            }
+        } else {
+            for (o, &v) in d.iter_mut().zip(row) {
+                *o = v.to_f32();
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bf16_product_is_the_product_of_rounded_operands() {
+        let (m, k, n) = (7, 33, 19);
+        let lhs: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let rhs: Vec<f32> = (0..k * (n + 2))
+            .map(|i| (i as f32 * 0.11).cos() * 3.0)
+            .collect();
+        let w = Bf16Weights::new(&lhs, m, k).unwrap();
+        let mut dst = vec![1.0f32; m * n];
+        let mut scratch = Bf16Scratch::default();
+        let r = Mat::new(&rhs, k, n, n + 2);
+        matmul_any(&mut dst, n, Lhs::Bf16(&w), &r, true, &mut scratch).unwrap();
+        let round = |v: f32| bf16::from_f32(v).to_f32();
+        for i in 0..m {
+            for j in 0..n {
+                let exact: f32 = (0..k)
+                    .map(|p| round(lhs[i * k + p]) * round(rhs[p * (n + 2) + j]))
+                    .sum();
+                // Only the final rounding to bf16 (8 significant bits) remains.
+                let got = dst[i * n + j] - 1.0;
+                assert!(
+                    (got - exact).abs() <= exact.abs() / 256.0 + 1e-4,
+                    "{got} vs {exact}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn matches_naive_product_with_strides_and_accumulation() {

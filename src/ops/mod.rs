@@ -1,7 +1,8 @@
 //! CPU ops that candle lacks or runs slowly, each with a fallback built from candle's stock ops so
 //! that CUDA and Metal builds need no custom kernels.
 pub mod conv;
-mod gemm;
+pub(crate) mod direct;
+pub(crate) mod gemm;
 pub mod norm;
 
 pub use conv::{conv2d, ConvGeometry};
@@ -32,4 +33,14 @@ pub(crate) fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> 
         .and_then(|d| d.to_dtype(candle_core::DType::F32))
         .and_then(|d| d.to_scalar::<f32>())
         .unwrap()
+}
+
+/// A deterministic test tensor on the CPU: a sine of the index, amplitude 2 (tests).
+#[cfg(test)]
+pub(crate) fn seeded(shape: &[usize], seed: u32) -> candle_core::Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((i as f32 + seed as f32 * 7.13) * 0.731).sin() * 2.0)
+        .collect();
+    candle_core::Tensor::from_vec(v, shape, &candle_core::Device::Cpu).unwrap()
 }

@@ -60,6 +60,58 @@ fn plane_stats(src: &[f32]) -> (f64, f64) {
     (mean, var)
 }
 
+/// `relu?((v - mean) * inv)` over one plane, from `src` into `dst` (they may be the same plane
+/// through [`norm_plane_inplace`]).
+#[inline]
+fn normalise(dst: &mut [f32], src: &[f32], relu: bool) {
+    let (mean, var) = plane_stats(src);
+    let inv = (1.0 / (var + EPS).sqrt()) as f32;
+    let mean = mean as f32;
+    if relu {
+        for (o, &v) in dst.iter_mut().zip(src) {
+            *o = ((v - mean) * inv).max(0.0);
+        }
+    } else {
+        for (o, &v) in dst.iter_mut().zip(src) {
+            *o = (v - mean) * inv;
+        }
+    }
+}
+
+fn norm_plane_inplace(plane: &mut [f32], relu: bool) {
+    let (mean, var) = plane_stats(plane);
+    let inv = (1.0 / (var + EPS).sqrt()) as f32;
+    let mean = mean as f32;
+    if relu {
+        for v in plane.iter_mut() {
+            *v = ((*v - mean) * inv).max(0.0);
+        }
+    } else {
+        for v in plane.iter_mut() {
+            *v = (*v - mean) * inv;
+        }
+    }
+}
+
+/// Instance norm (+ ReLU) of every `plane`-sized plane of `x`, in place.
+pub(crate) fn norm_inplace(x: &mut [f32], plane: usize, relu: bool) {
+    if plane == 0 {
+        return;
+    }
+    x.par_chunks_mut(plane)
+        .for_each(|p| norm_plane_inplace(p, relu));
+}
+
+/// Instance norm (+ ReLU) of every `plane`-sized plane of `src`, written to `dst`.
+pub(crate) fn norm_into(src: &[f32], dst: &mut [f32], plane: usize, relu: bool) {
+    if plane == 0 {
+        return;
+    }
+    dst.par_chunks_mut(plane)
+        .zip(src.par_chunks(plane))
+        .for_each(|(d, s)| normalise(d, s, relu));
+}
+
 struct CpuInstanceNorm {
     relu: bool,
 }
@@ -77,23 +129,7 @@ impl CustomOp1 for CpuInstanceNorm {
         if plane == 0 {
             return Ok((CpuStorage::F32(out), l.shape().clone()));
         }
-        let relu = self.relu;
-        out.par_chunks_mut(plane)
-            .zip(x.par_chunks(plane))
-            .for_each(|(dst, src)| {
-                let (mean, var) = plane_stats(src);
-                let inv = (1.0 / (var + EPS).sqrt()) as f32;
-                let mean = mean as f32;
-                if relu {
-                    for (o, &v) in dst.iter_mut().zip(src) {
-                        *o = ((v - mean) * inv).max(0.0);
-                    }
-                } else {
-                    for (o, &v) in dst.iter_mut().zip(src) {
-                        *o = (v - mean) * inv;
-                    }
-                }
-            });
+        norm_into(x, &mut out, plane, self.relu);
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 }

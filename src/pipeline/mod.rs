@@ -277,7 +277,10 @@ impl Pipeline {
     }
 
     pub fn stats(&self) -> StatsSnapshot {
-        self.stats.snapshot()
+        StatsSnapshot {
+            engine: self.device.clone(),
+            ..self.stats.snapshot()
+        }
     }
 
     /// The shared counters, for the UI to tick the display rate and latency.

@@ -122,6 +122,20 @@ pub struct StatsSnapshot {
     pub dropped_before_inference: u64,
     /// Outputs replaced by a newer one before the UI took them (UI slower than inference).
     pub dropped_before_display: u64,
+    /// Where and in what precision the stylizer runs (`cpu · f32`), from
+    /// [`crate::pipeline::Stylizer::describe_device`]; empty from [`Stats::snapshot`] alone.
+    pub engine: String,
+}
+
+impl StatsSnapshot {
+    /// `, cpu · f32` for the overlay's inference figures, or nothing when unknown.
+    pub fn engine_note(&self) -> String {
+        if self.engine.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", self.engine)
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -188,6 +202,7 @@ impl Stats {
             errors: self.errors.load(Ordering::Relaxed),
             dropped_before_inference: self.capture_drops.get(),
             dropped_before_display: self.output_drops.get(),
+            engine: String::new(),
         }
     }
 }

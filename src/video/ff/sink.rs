@@ -262,7 +262,7 @@ impl Sink {
             }
             packet.set_stream(0);
             packet.rescale_ts(self.enc_tb, self.video_tb);
-            if let Some(mut earlier) = self.held.replace(packet) {
+            if let Some(earlier) = self.held.replace(packet) {
                 earlier
                     .write_interleaved(&mut self.octx)
                     .map_err(|e| self.write_err(e))?;
