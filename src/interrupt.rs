@@ -61,9 +61,9 @@ fn remove_tracked_where(pick: impl Fn(&Path) -> bool) -> usize {
     removed
 }
 
-/// Installs the Ctrl-C handler (once per process) and returns the flag it sets. Where it cannot
-/// be installed, Ctrl-C ends the process as usual and stale temporary files are removed by the
-/// next run ([`crate::image_io::clean_stale`]).
+/// Installs the Ctrl-C handler (once per process; SIGTERM and SIGHUP too) and returns the flag it
+/// sets. Where it cannot be installed, Ctrl-C ends the process as usual and stale temporary
+/// files are removed by the next run ([`crate::image_io::clean_stale`]).
 pub fn on_ctrl_c() -> Arc<AtomicBool> {
     static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
     FLAG.get_or_init(|| {
