@@ -73,10 +73,10 @@ pub fn on_ctrl_c() -> Arc<AtomicBool> {
             remove_tracked();
             let again = set.swap(true, Ordering::AcqRel);
             if again || COOPERATING.load(Ordering::Acquire) == 0 {
-                eprintln!("interrupted (Ctrl-C): nothing half-written is left");
+                eprintln!("interrupted (Ctrl-C or a stop signal): nothing half-written is left");
                 std::process::exit(EXIT_INTERRUPTED);
             }
-            eprintln!("stopping (Ctrl-C) after this step: press Ctrl-C again to quit at once");
+            eprintln!("stopping after this step (Ctrl-C or a stop signal): press Ctrl-C again to quit at once");
         });
         if let Err(e) = installed {
             tracing::warn!("Ctrl-C will end stylecam at once, without tidying up: {e}");

@@ -200,7 +200,7 @@ impl Job<'_> {
             .frame(self.fit(img), None)
             .with_context(|| format!("stylising {}", input.display()))?;
         if self.cancel.load(Ordering::Acquire) {
-            bail!("interrupted (Ctrl-C)");
+            bail!("interrupted (Ctrl-C or a stop signal)");
         }
         image_io::save(&out, output, a.force)?;
         Ok(())
@@ -419,7 +419,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     bar.finish_and_clear();
     if interrupted {
-        bail!("interrupted (Ctrl-C): the file being made was not written, and no partial file is left");
+        bail!("interrupted (Ctrl-C or a stop signal): the file being made was not written, and no partial file is left");
     }
     if jobs.len() > 1 {
         let what = if jobs.iter().any(|(p, _)| is_video(p)) {
