@@ -3,6 +3,7 @@
 //! `--output DIR`. Videos are in `stylize/video.rs`.
 
 mod budget;
+mod tiles;
 mod video;
 
 use std::path::{Path, PathBuf};
@@ -69,10 +70,15 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
     /// The most memory stylising one photo may take, as 1500M or 4G. Default: three quarters
-    /// of the memory available now. A photo that needs more is refused before any work, with
-    /// the --content-size that fits.
+    /// of the memory available now. A photo that needs more is stylised in tiles (with a
+    /// progress bar); one that does not fit even so is refused before any work, with the
+    /// --content-size that fits.
     #[arg(long, value_name = "SIZE", value_parser = budget::parse_bytes)]
     pub max_memory: Option<u64>,
+    /// Stylise photos in tiles of this many pixels a side whatever the budget (for tests and
+    /// benchmarks of the tiled pass).
+    #[arg(long, hide = true, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(64..=8192))]
+    pub tile_size: Option<u32>,
     /// Where to write the result of one input: a PNG for a photo; for a video, .mp4, .mov or
     /// .mkv (H.264) or .webm (VP9).
     #[arg(short = 'o', long = "out", conflicts_with = "output_dir")]
@@ -194,11 +200,34 @@ impl Job<'_> {
         image_io::check_output(output, a.force)?;
         let img = image_io::load_as(input, "photo")?;
         let size = budget::working_size(img.dimensions(), a.content_size);
-        self.budget
-            .check(input, size, self.net, a.content_size.is_some())?;
-        let out = self
-            .frame(self.fit(img), None)
-            .with_context(|| format!("stylising {}", input.display()))?;
+        let masked = a.mask.is_some() || a.split.is_some();
+        let pass = self.budget.plan(
+            input,
+            size,
+            self.net,
+            a.content_size.is_some(),
+            masked,
+            a.tile_size,
+        )?;
+        let out = match pass {
+            budget::Pass::Whole => self.frame(self.fit(img), None),
+            budget::Pass::Tiled(tiling) => {
+                let (w, h) = size;
+                let plan = tiling.plan;
+                let (tw, th) = tiling.thumbnail;
+                self.say(&format!(
+                    "{}: {w}x{h} is stylised in {} tiles of up to {} pixels a side, normalised \
+                     by a {tw}x{th} thumbnail (about {} of memory)",
+                    input.display(),
+                    plan.count(),
+                    plan.cell,
+                    budget::gb(tiling.need),
+                ));
+                let img = self.fit(img);
+                self.tiled(&img, &tiling)
+            }
+        }
+        .with_context(|| format!("stylising {}", input.display()))?;
         if self.cancel.load(Ordering::Acquire) {
             bail!("interrupted (Ctrl-C or a stop signal)");
         }
@@ -225,6 +254,28 @@ impl Job<'_> {
         })
     }
 
+    /// The style targets for a picture: one style; two blended by `--mix` (made into `mixed`);
+    /// or two placed by `mask`.
+    fn choose<'t>(
+        &'t self,
+        mixed: &'t mut Option<Tensor>,
+        mask: Option<&'t Tensor>,
+    ) -> Result<Targets<'t>> {
+        Ok(match (self.targets.as_slice(), mask) {
+            ([first, second], Some(mask)) => Targets::Masked {
+                first,
+                second,
+                mask,
+            },
+            ([first, second], None) => {
+                let m = style::mix_targets(first, second, self.args.mix.unwrap_or(0.5))?;
+                Targets::One(mixed.insert(m))
+            }
+            ([only], _) => Targets::One(only),
+            _ => bail!("stylize combines one or two styles"),
+        })
+    }
+
     /// Stylises one picture (already at its working size) with the flags; `mask`: the mask
     /// for its size, if already made.
     fn frame(&self, img: image::RgbImage, mask: Option<&Tensor>) -> Result<image::RgbImage> {
@@ -240,20 +291,8 @@ impl Job<'_> {
                 made.as_ref()
             }
         };
-        let mixed;
-        let chosen = match (self.targets.as_slice(), mask) {
-            ([first, second], Some(mask)) => Targets::Masked {
-                first,
-                second,
-                mask,
-            },
-            ([first, second], None) => {
-                mixed = style::mix_targets(first, second, a.mix.unwrap_or(0.5))?;
-                Targets::One(&mixed)
-            }
-            ([only], _) => Targets::One(only),
-            _ => bail!("stylize combines one or two styles"),
-        };
+        let mut mixed = None;
+        let chosen = self.choose(&mut mixed, mask)?;
         let out = self.net.forward_with(&content, chosen, a.strength)?;
         let out = if a.preserve_color {
             color::preserve_color(&out, &content)?

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use candle_core::{bail, Result, Tensor};
@@ -26,7 +26,7 @@ use super::layers::{Bottleneck, Conv, Middle, UpBottleneck};
 use crate::ops::conv::{conv_into, shift_add_weights, ConvScratch, Dims, GemmWeights, Strategy};
 use crate::ops::direct::{self, DirectWeights};
 use crate::ops::gemm::{matmul_any, Bf16Weights, Lhs, Mat};
-use crate::ops::norm::{norm_inplace, norm_into};
+use crate::ops::norm::{norm_inplace, norm_into, norm_with, norm_with_into, stats};
 use crate::ops::ConvGeometry;
 
 /// The precision of the CPU path's products.
@@ -247,6 +247,85 @@ impl CpuBlock {
     }
 }
 
+/// Each instance norm's per-channel (mean, 1 / sqrt(var + eps)), in the order the pass runs
+/// them (the input conv's; per block: its input's, conv_in's, the middle's; the output's).
+pub type NormRecord = Vec<Vec<(f32, f32)>>;
+
+/// Where the instance norms take their statistics from (thumbnail instance normalisation,
+/// docs/MEMORY.md).
+#[derive(Debug, Clone, Default)]
+pub enum NormStats {
+    /// Each buffer's own per-plane statistics (the plain network; the default).
+    #[default]
+    Own,
+    /// As `Own`, and each norm's statistics are appended to the record.
+    Record(NormRecord),
+    /// The recorded statistics, norm by norm, instead of the buffer's own. A pass that runs
+    /// more norms than were recorded, or a norm over another number of channels, is an error.
+    Replay { stats: Arc<NormRecord>, next: usize },
+}
+
+impl NormStats {
+    /// `x` (planes of `plane` values) normalised (+ ReLU) in place.
+    fn apply(&mut self, x: &mut [f32], plane: usize, relu: bool) -> Result<()> {
+        match self {
+            NormStats::Own => norm_inplace(x, plane, relu),
+            NormStats::Record(r) => {
+                let s = stats(x, plane);
+                norm_with(x, plane, &s, relu);
+                r.push(s);
+            }
+            NormStats::Replay { stats, next } => {
+                let s = replayed(stats, next, x.len(), plane)?;
+                norm_with(x, plane, s, relu);
+            }
+        }
+        Ok(())
+    }
+
+    /// `src` normalised (+ ReLU) into `dst`.
+    fn apply_into(&mut self, src: &[f32], dst: &mut [f32], plane: usize, relu: bool) -> Result<()> {
+        match self {
+            NormStats::Own => norm_into(src, dst, plane, relu),
+            NormStats::Record(r) => {
+                let s = stats(src, plane);
+                norm_with_into(src, dst, plane, &s, relu);
+                r.push(s);
+            }
+            NormStats::Replay { stats, next } => {
+                let s = replayed(stats, next, src.len(), plane)?;
+                norm_with_into(src, dst, plane, s, relu);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The next recorded statistics, checked against a norm over `len` values in planes of `plane`.
+fn replayed<'a>(
+    stats: &'a NormRecord,
+    next: &mut usize,
+    len: usize,
+    plane: usize,
+) -> Result<&'a [(f32, f32)]> {
+    let Some(s) = stats.get(*next) else {
+        bail!(
+            "norm statistics: the recording holds {} norms, this pass runs more",
+            stats.len()
+        )
+    };
+    let channels = len.checked_div(plane).unwrap_or(0);
+    if s.len() != channels {
+        bail!(
+            "norm statistics: norm {} was recorded over {} channels, this pass has {channels}",
+            *next,
+            s.len()
+        )
+    }
+    *next += 1;
+    Ok(s)
+}
+
 /// Buffers reused between frames. Each only grows.
 #[derive(Debug, Default)]
 pub struct Workspace {
@@ -261,6 +340,8 @@ pub struct Workspace {
     conv: ConvScratch,
     /// (channels, height, width) of `x`.
     shape: (usize, usize, usize),
+    /// Where the norms take their statistics from.
+    norms: NormStats,
 }
 
 fn grow(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
@@ -271,6 +352,26 @@ fn grow(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
 }
 
 impl Workspace {
+    /// Sets where the next passes' norms take their statistics from.
+    pub fn set_norms(&mut self, norms: NormStats) {
+        self.norms = norms;
+    }
+
+    /// The norm mode (with what it recorded), leaving `Own`. A replay that did not use every
+    /// recorded norm is an error.
+    pub fn take_norms(&mut self) -> Result<NormStats> {
+        let norms = std::mem::take(&mut self.norms);
+        if let NormStats::Replay { stats, next } = &norms {
+            if *next != stats.len() {
+                bail!(
+                    "norm statistics: the recording holds {} norms, this pass ran {next}",
+                    stats.len()
+                )
+            }
+        }
+        Ok(norms)
+    }
+
     /// (channels, height, width) of the activation.
     pub fn shape(&self) -> (usize, usize, usize) {
         self.shape
@@ -421,8 +522,8 @@ impl CpuNet {
                 .run(x, h, w, grow(&mut ws.x, n), false, &mut ws.conv)
         })?;
         p.time(0, "input conv", "norm", || {
-            norm_inplace(&mut ws.x[..n], d.ho * d.wo, true)
-        });
+            ws.norms.apply(&mut ws.x[..n], d.ho * d.wo, true)
+        })?;
         ws.shape = (d.cout, d.ho, d.wo);
         self.block(ws, &self.down1, (1, "down 1"))?;
         self.block(ws, &self.down2, (2, "down 2"))
@@ -487,8 +588,8 @@ impl CpuNet {
         let (c, hh, ww) = ws.shape;
         let p = &self.profile;
         p.time(7, "output conv", "norm", || {
-            norm_inplace(&mut ws.x[..c * hh * ww], hh * ww, true)
-        });
+            ws.norms.apply(&mut ws.x[..c * hh * ww], hh * ww, true)
+        })?;
         let d = self.last.dims(hh, ww)?;
         let out = grow(&mut ws.y, d.cout * d.ho * d.wo);
         p.time(7, "output conv", "conv", || {
@@ -529,8 +630,9 @@ impl CpuNet {
         match &b.residual {
             None => {
                 p.time(order, stage, "norm", || {
-                    norm_into(&ws.x[..n], grow(&mut ws.t, n), plane, true)
-                });
+                    ws.norms
+                        .apply_into(&ws.x[..n], grow(&mut ws.t, n), plane, true)
+                })?;
             }
             Some(r) if b.up == 1 => {
                 // Strided 1x1: the block's output starts as residual + biases.
@@ -542,8 +644,8 @@ impl CpuNet {
                     r.run(&ws.x[..n], h, w, y, true, &mut ws.conv)
                 })?;
                 p.time(order, stage, "norm", || {
-                    norm_inplace(&mut ws.x[..n], plane, true)
-                });
+                    ws.norms.apply(&mut ws.x[..n], plane, true)
+                })?;
             }
             Some(r) => {
                 // UpBottleneck: the 1x1 residual at low resolution, upsampled below.
@@ -553,8 +655,8 @@ impl CpuNet {
                     r.run(&ws.x[..n], h, w, t, false, &mut ws.conv)
                 })?;
                 p.time(order, stage, "norm", || {
-                    norm_inplace(&mut ws.x[..n], plane, true)
-                });
+                    ws.norms.apply(&mut ws.x[..n], plane, true)
+                })?;
             }
         }
         let src: &[f32] = if identity { &ws.t[..n] } else { &ws.x[..n] };
@@ -562,15 +664,15 @@ impl CpuNet {
         p.time(order, stage, "conv_in 1x1", || {
             b.conv_in.run(src, h, w, a, false, &mut ws.conv)
         })?;
-        p.time(order, stage, "norm", || norm_inplace(a, plane, true));
+        p.time(order, stage, "norm", || ws.norms.apply(a, plane, true))?;
         let bm = grow(&mut ws.b, d_mid.cout * d_mid.ho * d_mid.wo);
         p.time(order, stage, "middle 3x3", || {
             b.middle
                 .run(&ws.a[..d_in.cout * plane], h, w, bm, false, &mut ws.conv)
         })?;
         p.time(order, stage, "norm", || {
-            norm_inplace(bm, d_mid.ho * d_mid.wo, true)
-        });
+            ws.norms.apply(bm, d_mid.ho * d_mid.wo, true)
+        })?;
         let mid = &ws.b[..d_mid.cout * d_mid.ho * d_mid.wo];
         if identity {
             let x = &mut ws.x[..n];
@@ -608,5 +710,55 @@ impl CpuNet {
         std::mem::swap(&mut ws.x, &mut ws.y);
         ws.shape = (oc, oh, ow);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replay with more norms than recorded, or fewer, or over another number of channels,
+    /// is an error; a recording holds what the norms used.
+    #[test]
+    fn replay_counts_and_channels_are_checked() {
+        let plane = 6;
+        let x: Vec<f32> = (0..2 * plane).map(|i| i as f32).collect();
+        let mut rec = NormStats::Record(Vec::new());
+        let mut a = x.clone();
+        rec.apply(&mut a, plane, false).unwrap();
+        let mut b = vec![0f32; x.len()];
+        rec.apply_into(&x, &mut b, plane, true).unwrap();
+        let NormStats::Record(r) = rec else {
+            panic!("not a recording")
+        };
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0], stats(&x, plane));
+        let stats = Arc::new(r);
+
+        let mut ws = Workspace::default();
+        ws.set_norms(NormStats::Replay {
+            stats: stats.clone(),
+            next: 0,
+        });
+        let mut y = x.clone();
+        ws.norms.apply(&mut y, plane, false).unwrap();
+        assert_eq!(y, a);
+        let e = ws.take_norms().unwrap_err().to_string();
+        assert!(e.contains("holds 2 norms, this pass ran 1"), "{e}");
+
+        let mut replay = NormStats::Replay { stats, next: 0 };
+        let mut y = x.clone();
+        let e = replay
+            .apply(&mut y[..plane], plane, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("recorded over 2 channels, this pass has 1"),
+            "{e}"
+        );
+        replay.apply(&mut y, plane, false).unwrap();
+        replay.apply(&mut y, plane, false).unwrap();
+        let e = replay.apply(&mut y, plane, false).unwrap_err().to_string();
+        assert!(e.contains("holds 2 norms, this pass runs more"), "{e}");
     }
 }

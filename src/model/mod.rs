@@ -17,7 +17,7 @@ use candle_nn::VarBuilder;
 pub use backend::{alias, RandomBackend, StateDictBackend};
 pub use cpu::Precision;
 pub use layers::{gram, Inspiration};
-pub use net::{Config, MsgNet, Targets, Widths, MIN_SIDE};
+pub use net::{Config, MsgNet, Targets, WholeStats, Widths, MIN_SIDE};
 pub use targets::{mix_targets, resize_mask};
 pub use weights::{Format, StateDict, WeightsError};
 

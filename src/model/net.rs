@@ -6,7 +6,7 @@ use candle_nn::VarBuilder;
 
 use std::sync::Arc;
 
-use super::cpu::{CpuNet, Precision};
+use super::cpu::{CpuNet, NormRecord, NormStats, Precision, Workspace};
 use super::layers::{conv_layer, gram, Bottleneck, Conv, Inspiration, UpBottleneck};
 use crate::ops::instance_norm;
 
@@ -342,15 +342,13 @@ impl MsgNet {
     /// (1: exactly `forward`), and `targets` may give two styles blended by a spatial mask at the
     /// Inspiration layer, `Y = M (P1^T X) + (1 - M) (P2^T X)`, so the rest of the network runs once.
     pub fn forward_with(&self, xs: &Tensor, targets: Targets, strength: f64) -> Result<Tensor> {
-        if !(0.0..=1.0).contains(&strength) {
-            bail!("the strength must be between 0 and 1, got {strength}")
-        }
+        check_strength(strength)?;
         if let Some(cpu) = self.cpu_for(xs) {
             check_size(xs)?;
             let mut ws = cpu.take_workspace();
-            let out = self.forward_cpu(cpu, &mut ws, xs, targets, strength);
+            let out = self.forward_cpu(cpu, &mut ws, xs, targets, strength, None);
             cpu.give_back(ws);
-            return out;
+            return out.map(|(out, _)| out);
         }
         let features = self.encode(xs)?;
         let own = if strength < 1.0 {
@@ -379,22 +377,107 @@ impl MsgNet {
         self.decode(&mixed, xs.dims4()?)
     }
 
-    /// [`MsgNet::forward_with`] through the CPU executor.
-    fn forward_cpu(
+    /// The CPU executor, or an error saying that tiles need it.
+    fn tile_executor(&self) -> Result<&CpuNet> {
+        match self.cpu.as_deref() {
+            Some(cpu) => Ok(cpu),
+            None => bail!(
+                "stylising in tiles needs the network in f32 on the CPU (it is {:?} on {})",
+                self.dtype(),
+                if self.device().is_cpu() {
+                    "the CPU"
+                } else {
+                    "a GPU"
+                }
+            ),
+        }
+    }
+
+    /// Whether [`MsgNet::whole_stats`] and [`MsgNet::forward_tile`] can run (the network is
+    /// f32 on the CPU).
+    pub fn can_tile(&self) -> bool {
+        self.cpu.is_some()
+    }
+
+    /// Frees the workspace kept for the next frame (before a tiled pass, which brings its own).
+    pub fn release_workspace(&self) {
+        if let Some(cpu) = &self.cpu {
+            drop(cpu.take_workspace());
+        }
+    }
+
+    /// The thumbnail pass of a tiled picture: runs [`MsgNet::forward_with`] on `xs` (the whole
+    /// picture, downscaled) and keeps what tiles need to be normalised like the whole picture:
+    /// every instance norm's statistics and, with `strength < 1`, the content's Gram matrix.
+    pub fn whole_stats(&self, xs: &Tensor, targets: Targets, strength: f64) -> Result<WholeStats> {
+        check_strength(strength)?;
+        check_size(xs)?;
+        let cpu = self.tile_executor()?;
+        // A workspace of its own, freed at once: the tiles are smaller.
+        let mut ws = Workspace::default();
+        ws.set_norms(NormStats::Record(Vec::new()));
+        let (_, own) = self.forward_cpu(cpu, &mut ws, xs, targets, strength, None)?;
+        let NormStats::Record(norms) = ws.take_norms()? else {
+            bail!("norm statistics: the thumbnail pass did not record")
+        };
+        Ok(WholeStats {
+            norms: Arc::new(norms),
+            own,
+        })
+    }
+
+    /// One tile of a tiled picture: [`MsgNet::forward_with`] on `xs` with the instance norm
+    /// statistics (and the content Gram) of the whole picture's thumbnail pass, in `ws`.
+    pub fn forward_tile(
         &self,
-        cpu: &CpuNet,
-        ws: &mut super::cpu::Workspace,
+        ws: &mut Workspace,
         xs: &Tensor,
         targets: Targets,
         strength: f64,
+        whole: &WholeStats,
     ) -> Result<Tensor> {
+        check_strength(strength)?;
+        check_size(xs)?;
+        let cpu = self.tile_executor()?;
+        let own = match (&whole.own, strength < 1.0) {
+            (_, false) => None,
+            (Some(g), true) => Some(g),
+            (None, true) => bail!(
+                "the thumbnail pass ran at full strength and kept no content Gram for strength \
+                 {strength}"
+            ),
+        };
+        ws.set_norms(NormStats::Replay {
+            stats: whole.norms.clone(),
+            next: 0,
+        });
+        let out = self.forward_cpu(cpu, ws, xs, targets, strength, own);
+        let replayed = ws.take_norms();
+        let (out, _) = out?;
+        replayed?;
+        Ok(out)
+    }
+
+    /// [`MsgNet::forward_with`] through the CPU executor; `own`: the content's Gram matrix for
+    /// `strength < 1` when given (a tile's comes from the whole picture's thumbnail). Returns
+    /// the output and the content Gram it used.
+    fn forward_cpu(
+        &self,
+        cpu: &CpuNet,
+        ws: &mut Workspace,
+        xs: &Tensor,
+        targets: Targets,
+        strength: f64,
+        own: Option<&Tensor>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let (_, _, h, w) = xs.dims4()?;
         let input = xs.flatten_all()?.to_vec1::<f32>()?;
         cpu.encode(ws, &input, h, w)?;
-        let own = if strength < 1.0 {
-            Some(gram(&ws.activation()?)?)
-        } else {
-            None
+        drop(input);
+        let own = match (strength < 1.0, own) {
+            (false, _) => None,
+            (true, Some(g)) => Some(g.clone()),
+            (true, None) => Some(gram(&ws.activation()?)?),
         };
         let mixing = |t: &Tensor| -> Result<Vec<f32>> {
             let t = match &own {
@@ -418,7 +501,7 @@ impl MsgNet {
                 cpu.inspire(ws, &mixing(first)?, Some((&mixing(second)?, &m)))?
             }
         }
-        cpu.decode(ws, h, w)
+        Ok((cpu.decode(ws, h, w)?, own))
     }
 
     /// Multiply-adds of one forward pass at `h x w` (the reference's count: upsampling 1x1
@@ -434,6 +517,28 @@ impl MsgNet {
         let (m2, h2, w2) = self.up2.macs(h1, w1)?;
         let (m3, _, _) = self.out_conv.macs(h2, w2)?;
         Ok(total + m1 + m2 + m3)
+    }
+}
+
+fn check_strength(strength: f64) -> Result<()> {
+    if !(0.0..=1.0).contains(&strength) {
+        bail!("the strength must be between 0 and 1, got {strength}")
+    }
+    Ok(())
+}
+
+/// What the tiles of a picture take from its thumbnail pass ([`MsgNet::whole_stats`]): each
+/// instance norm's statistics, and the content's Gram matrix for `strength < 1`.
+#[derive(Debug, Clone)]
+pub struct WholeStats {
+    norms: Arc<NormRecord>,
+    own: Option<Tensor>,
+}
+
+impl WholeStats {
+    /// How many norms were recorded.
+    pub fn norms(&self) -> usize {
+        self.norms.len()
     }
 }
 
@@ -520,6 +625,123 @@ mod tests {
         let e = Config::infer(flat).unwrap_err();
         assert!(
             e.contains("model1.3.conv_block.2.weight has shape [4, 8]"),
+            "{e}"
+        );
+    }
+
+    fn picture(h: usize, w: usize) -> Tensor {
+        let v: Vec<f32> = (0..3 * h * w)
+            .map(|i| ((i as f32 * 0.013).sin() * 0.5 + 0.5) * 255.0)
+            .collect();
+        Tensor::from_vec(v, (1, 3, h, w), &Device::Cpu).unwrap()
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    /// Thumbnail instance normalisation at its fixed point: tiles replaying the statistics that
+    /// the same picture recorded give exactly the plain pass, for one style, at a lower
+    /// strength (the content Gram comes from the recording) and with two styles and a mask.
+    #[test]
+    fn replaying_a_recording_of_the_same_picture_is_the_plain_pass_exactly() {
+        let dev = Device::Cpu;
+        let net = crate::model::random(Config::reference(8, 2), &dev, DType::F32).unwrap();
+        let x = picture(36, 52);
+        let style = net.style_target(&picture(32, 32)).unwrap();
+        let other = net.style_target(&picture(24, 40)).unwrap();
+        let mask = crate::style::split_mask(crate::style::Split::Vertical, 36, 52, &dev).unwrap();
+        let cases = [
+            (Targets::One(&style), 1.0),
+            (Targets::One(&style), 0.4),
+            (
+                Targets::Masked {
+                    first: &style,
+                    second: &other,
+                    mask: &mask,
+                },
+                0.7,
+            ),
+        ];
+        for (targets, strength) in cases {
+            let plain = net.forward_with(&x, targets, strength).unwrap();
+            let whole = net.whole_stats(&x, targets, strength).unwrap();
+            // The input conv, 3 per block (2 down, 2 residual, 2 up), the output's.
+            assert_eq!(whole.norms(), 1 + 3 * 6 + 1);
+            let mut ws = Workspace::default();
+            let tiled = net
+                .forward_tile(&mut ws, &x, targets, strength, &whole)
+                .unwrap();
+            assert_eq!(values(&plain), values(&tiled), "strength {strength}");
+            // A second tile in the same workspace replays from the start again.
+            let again = net
+                .forward_tile(&mut ws, &x, targets, strength, &whole)
+                .unwrap();
+            assert_eq!(values(&plain), values(&again));
+        }
+        // Another picture's statistics do change the result (they are applied, not ignored).
+        let whole = net
+            .whole_stats(&picture(40, 40), Targets::One(&style), 1.0)
+            .unwrap();
+        let other_stats = net
+            .forward_tile(
+                &mut Workspace::default(),
+                &x,
+                Targets::One(&style),
+                1.0,
+                &whole,
+            )
+            .unwrap();
+        let plain = net.forward_with(&x, Targets::One(&style), 1.0).unwrap();
+        assert_ne!(values(&plain), values(&other_stats));
+        // Recorded at full strength: no content Gram for a lower strength.
+        let err = net
+            .forward_tile(
+                &mut Workspace::default(),
+                &x,
+                Targets::One(&style),
+                0.5,
+                &whole,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("content Gram"), "{err}");
+    }
+
+    /// A replay that does not match the pass is an error (the count checks: `cpu.rs`).
+    #[test]
+    fn a_mismatched_replay_is_an_error() {
+        let dev = Device::Cpu;
+        let x = picture(32, 32);
+        let two = crate::model::random(Config::reference(8, 2), &dev, DType::F32).unwrap();
+        let one = crate::model::random(Config::reference(8, 1), &dev, DType::F32).unwrap();
+        let wide = crate::model::random(Config::reference(16, 2), &dev, DType::F32).unwrap();
+        let target = |n: &MsgNet| n.style_target(&picture(16, 16)).unwrap();
+        let stats = |n: &MsgNet| n.whole_stats(&x, Targets::One(&target(n)), 1.0).unwrap();
+        let replay = |n: &MsgNet, s: &WholeStats| {
+            n.forward_tile(
+                &mut Workspace::default(),
+                &x,
+                Targets::One(&target(n)),
+                1.0,
+                s,
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        // After the residual blocks one network is in its decoder while the other is not.
+        let e = replay(&two, &stats(&one));
+        assert!(
+            e.contains("norm 11 was recorded over 32 channels, this pass has 8"),
+            "{e}"
+        );
+        let e = replay(&one, &stats(&two));
+        assert!(
+            e.contains("norm 11 was recorded over 8 channels, this pass has 32"),
+            "{e}"
+        );
+        let e = replay(&wide, &stats(&two));
+        assert!(
+            e.contains("was recorded over 8 channels, this pass has 16"),
             "{e}"
         );
     }

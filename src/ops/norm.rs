@@ -60,13 +60,16 @@ fn plane_stats(src: &[f32]) -> (f64, f64) {
     (mean, var)
 }
 
-/// `relu?((v - mean) * inv)` over one plane, from `src` into `dst` (they may be the same plane
-/// through [`norm_plane_inplace`]).
+/// One plane's (mean, 1 / sqrt(var + eps)) in f32, as the normalisation applies them.
 #[inline]
-fn normalise(dst: &mut [f32], src: &[f32], relu: bool) {
+fn plane_norm_stats(src: &[f32]) -> (f32, f32) {
     let (mean, var) = plane_stats(src);
-    let inv = (1.0 / (var + EPS).sqrt()) as f32;
-    let mean = mean as f32;
+    (mean as f32, (1.0 / (var + EPS).sqrt()) as f32)
+}
+
+/// `relu?((v - mean) * inv)` over one plane, from `src` into `dst`.
+#[inline]
+fn normalise(dst: &mut [f32], src: &[f32], (mean, inv): (f32, f32), relu: bool) {
     if relu {
         for (o, &v) in dst.iter_mut().zip(src) {
             *o = ((v - mean) * inv).max(0.0);
@@ -78,10 +81,9 @@ fn normalise(dst: &mut [f32], src: &[f32], relu: bool) {
     }
 }
 
-fn norm_plane_inplace(plane: &mut [f32], relu: bool) {
-    let (mean, var) = plane_stats(plane);
-    let inv = (1.0 / (var + EPS).sqrt()) as f32;
-    let mean = mean as f32;
+/// The same in place.
+#[inline]
+fn normalise_inplace(plane: &mut [f32], (mean, inv): (f32, f32), relu: bool) {
     if relu {
         for v in plane.iter_mut() {
             *v = ((*v - mean) * inv).max(0.0);
@@ -98,8 +100,10 @@ pub(crate) fn norm_inplace(x: &mut [f32], plane: usize, relu: bool) {
     if plane == 0 {
         return;
     }
-    x.par_chunks_mut(plane)
-        .for_each(|p| norm_plane_inplace(p, relu));
+    x.par_chunks_mut(plane).for_each(|p| {
+        let s = plane_norm_stats(p);
+        normalise_inplace(p, s, relu)
+    });
 }
 
 /// Instance norm (+ ReLU) of every `plane`-sized plane of `src`, written to `dst`.
@@ -109,7 +113,44 @@ pub(crate) fn norm_into(src: &[f32], dst: &mut [f32], plane: usize, relu: bool) 
     }
     dst.par_chunks_mut(plane)
         .zip(src.par_chunks(plane))
-        .for_each(|(d, s)| normalise(d, s, relu));
+        .for_each(|(d, s)| normalise(d, s, plane_norm_stats(s), relu));
+}
+
+/// Each `plane`-sized plane's (mean, 1 / sqrt(var + eps)): exactly what [`norm_inplace`] and
+/// [`norm_into`] normalise with.
+pub(crate) fn stats(x: &[f32], plane: usize) -> Vec<(f32, f32)> {
+    if plane == 0 {
+        return Vec::new();
+    }
+    x.par_chunks(plane).map(plane_norm_stats).collect()
+}
+
+/// Normalises (+ ReLU) every `plane`-sized plane of `x` in place with given statistics, one
+/// (mean, 1 / sqrt(var + eps)) per plane (from [`stats`], possibly of another picture).
+pub(crate) fn norm_with(x: &mut [f32], plane: usize, stats: &[(f32, f32)], relu: bool) {
+    if plane == 0 {
+        return;
+    }
+    x.par_chunks_mut(plane)
+        .zip(stats.par_iter())
+        .for_each(|(p, &s)| normalise_inplace(p, s, relu));
+}
+
+/// [`norm_with`] from `src` into `dst`.
+pub(crate) fn norm_with_into(
+    src: &[f32],
+    dst: &mut [f32],
+    plane: usize,
+    stats: &[(f32, f32)],
+    relu: bool,
+) {
+    if plane == 0 {
+        return;
+    }
+    dst.par_chunks_mut(plane)
+        .zip(src.par_chunks(plane))
+        .zip(stats.par_iter())
+        .for_each(|((d, s), &st)| normalise(d, s, st, relu));
 }
 
 struct CpuInstanceNorm {
@@ -221,6 +262,45 @@ mod tests {
         let var: Vec<f32> = y.sqr().unwrap().mean(1).unwrap().to_vec1().unwrap();
         for (m, v) in mean.iter().zip(&var) {
             assert!(m.abs() < 1e-5 && (v - 1.0).abs() < 1e-4, "{m} {v}");
+        }
+    }
+
+    /// Normalising with recorded statistics is exactly the plain norm, in place and into
+    /// another buffer; statistics of another picture are applied as given.
+    #[test]
+    fn norm_with_recorded_stats_equals_the_plain_norm_exactly() {
+        let plane = 37 * 29;
+        let x: Vec<f32> = (0..5 * plane)
+            .map(|i| (i as f32 * 0.0137).sin() * 55.0 + (i / plane) as f32 * 3.0 - 7.0)
+            .collect();
+        for relu in [false, true] {
+            let mut own = x.clone();
+            norm_inplace(&mut own, plane, relu);
+            let mut own_into = vec![0f32; x.len()];
+            norm_into(&x, &mut own_into, plane, relu);
+            let s = stats(&x, plane);
+            assert_eq!(s.len(), 5);
+            let mut replay = x.clone();
+            norm_with(&mut replay, plane, &s, relu);
+            let mut replay_into = vec![0f32; x.len()];
+            norm_with_into(&x, &mut replay_into, plane, &s, relu);
+            assert_eq!(own, replay, "relu={relu}");
+            assert_eq!(own_into, replay_into, "relu={relu}");
+            assert_eq!(own, own_into, "relu={relu}");
+        }
+        // Someone else's statistics: (v - mean) * inv, plane by plane.
+        let given = vec![
+            (1.0f32, 0.5f32),
+            (-2.0, 2.0),
+            (0.0, 1.0),
+            (3.0, 0.25),
+            (10.0, 0.1),
+        ];
+        let mut y = x.clone();
+        norm_with(&mut y, plane, &given, false);
+        for (p, &(m, inv)) in given.iter().enumerate() {
+            let i = p * plane + 11;
+            assert_eq!(y[i], (x[i] - m) * inv);
         }
     }
 

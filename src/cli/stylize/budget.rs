@@ -1,12 +1,14 @@
 //! How much memory stylising one photo takes, and the budget it must fit: a photo that does not
-//! fit is refused before any work, with the `--content-size` that would fit (rather than taking
-//! the machine down, as a 48-megapixel photo did: about 1 GB per megapixel).
+//! fit whole is stylised in tiles (docs/MEMORY.md), each with the instance norm statistics of a
+//! thumbnail of the whole picture; one that does not fit even so is refused before any work,
+//! with the `--content-size` that would fit.
 
 use std::path::Path;
 
 use anyhow::{bail, Result};
 
 use crate::image_io::MAX_PIXELS;
+use crate::model::tiled::TilePlan;
 use crate::model::MsgNet;
 
 /// Share of the memory available at start that the default budget takes.
@@ -14,10 +16,36 @@ const AVAILABLE_SHARE: f64 = 0.75;
 
 /// Peak memory of one whole forward pass, in bytes per input pixel, per channel of the widest
 /// full-resolution layer (`u2`, the last upsampling block's width, times its expansion of 4),
-/// measured on the CPU (docs/MEMORY.md).
-const BYTES_PER_PIXEL_PER_CHANNEL: f64 = 17.0;
-/// Memory that does not grow with the picture: the binary, weights, style targets.
-const BASE_BYTES: f64 = 300e6;
+/// measured on the CPU executor (docs/MEMORY.md: 15.2, rounded up).
+const BYTES_PER_PIXEL_PER_CHANNEL: f64 = 15.5;
+/// Memory that does not grow with the picture: the binary, weights, style targets, the
+/// convolutions' scratch (about 140 MB measured at 0.1 megapixels).
+const BASE_BYTES: f64 = 150e6;
+
+/// Context on each side of a tile, cropped after its pass.
+pub const HALO: u32 = 64;
+/// How far a tile's output reaches into its neighbours' cells (blended over twice this).
+pub const OVERLAP: u32 = 32;
+/// The smallest tile cell tried, and the largest.
+const MIN_CELL: u32 = 128;
+const MAX_CELL: u32 = 4096;
+
+/// How one photo is stylised.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pass {
+    /// In one pass (it fits the budget).
+    Whole,
+    /// In tiles, after a thumbnail pass.
+    Tiled(Tiling),
+}
+
+/// A tiled pass: the tiles, the thumbnail's size and the memory it should take at its peak.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tiling {
+    pub plan: TilePlan,
+    pub thumbnail: (u32, u32),
+    pub need: f64,
+}
 
 /// The memory budget for one photo.
 pub struct Budget {
@@ -42,15 +70,20 @@ impl Budget {
         }
     }
 
-    /// Refuses a `w`x`h` working picture over the pixel cap or the budget, naming `input`, the
-    /// size, the need and the limit, and the `--content-size` that fits.
-    pub fn check(
+    /// How to stylise a `w`x`h` working picture: whole if it fits the budget, else in tiles.
+    /// Refuses, naming `input`, the size, the need and the limit, a picture over the pixel cap,
+    /// or one that does not fit even in tiles (or cannot be tiled). `masked`: a full-size mask
+    /// is kept too. `cell`: tiles of this size whatever the budget (a hook for tests and
+    /// benchmarks).
+    pub fn plan(
         &self,
         input: &Path,
         (w, h): (u32, u32),
         net: &MsgNet,
         resized: bool,
-    ) -> Result<()> {
+        masked: bool,
+        cell: Option<u32>,
+    ) -> Result<Pass> {
         let pixels = u64::from(w) * u64::from(h);
         let mp = pixels as f64 / 1e6;
         let how = if resized { " at --content-size" } else { "" };
@@ -63,23 +96,113 @@ impl Budget {
             );
         }
         let need = estimate(net, pixels);
-        let Some(limit) = self.bytes else {
-            return Ok(());
-        };
-        if need > limit as f64 {
-            let fits = fitting_width(net, limit, w, h);
-            bail!(
+        let fits = |limit: Option<u64>| limit.is_none_or(|l| need <= l as f64);
+        if cell.is_none() && fits(self.bytes) {
+            return Ok(Pass::Whole);
+        }
+        let refuse = |why: String, more: &str| -> anyhow::Error {
+            let limit = self.bytes.unwrap_or(0);
+            anyhow::anyhow!(
                 "{}: stylising the photo at {w}x{h}{how} ({mp:.1} megapixels) needs about {}, \
-                 more than the memory budget of {} ({}): pass --content-size {fits} or smaller",
+                 more than the memory budget of {} ({}), {why}: pass --content-size {} or \
+                 smaller{more}",
                 input.display(),
                 gb(need),
                 gb(limit as f64),
-                self.from
-            );
+                self.from,
+                fitting_width(net, limit, w, h)
+            )
+        };
+        if !net.can_tile() {
+            return Err(refuse(
+                "and stylising in tiles needs the network in f32 on the CPU".to_string(),
+                "",
+            ));
         }
-        Ok(())
+        match tiling(net, (w, h), masked, self.bytes, cell) {
+            Some(t) => Ok(Pass::Tiled(t)),
+            None => {
+                let least =
+                    tiling(net, (w, h), masked, None, Some(MIN_CELL)).map_or(0.0, |t| t.need);
+                Err(refuse(
+                    format!("and even in tiles it needs about {}", gb(least)),
+                    ", or a larger --max-memory",
+                ))
+            }
+        }
     }
 }
+
+/// Bytes kept for the whole of a tiled pass, per picture pixel: the picture and the result in
+/// u8, and a full-size f32 mask (plus its u8 source) when there is one.
+fn fixed_per_pixel(masked: bool) -> f64 {
+    if masked {
+        11.0
+    } else {
+        6.0
+    }
+}
+
+/// The tiled pass of a `w`x`h` picture that fits `limit` (any, when `None`): the largest tiles
+/// that fit, or `cell`'s; the largest thumbnail that fits, at most the picture. `None` where
+/// nothing fits.
+fn tiling(
+    net: &MsgNet,
+    (w, h): (u32, u32),
+    masked: bool,
+    limit: Option<u64>,
+    cell: Option<u32>,
+) -> Option<Tiling> {
+    let pixels = f64::from(w) * f64::from(h);
+    let fixed = pixels * fixed_per_pixel(masked);
+    let per_pixel = channels(net) * BYTES_PER_PIXEL_PER_CHANNEL;
+    let limit = limit.map(|l| l as f64);
+    // A tile row's band of f32 sums, and one tile's pass over its cell, overlap and halo.
+    let need_for = |plan: &TilePlan| {
+        let rows = f64::from(plan.cell + 2 * plan.overlap + 8);
+        let side = |n: u32| f64::from((plan.cell + 2 * (plan.overlap + plan.halo)).min(n) + 4);
+        let band = 12.0 * f64::from(w) * rows;
+        BASE_BYTES + fixed + band + side(w) * side(h) * per_pixel
+    };
+    let plan_of = |c: u32| TilePlan::new(w, h, c, HALO, OVERLAP);
+    let plan = match cell {
+        Some(c) => plan_of(c),
+        None => {
+            let top = MAX_CELL.min(w.max(h).div_ceil(32) * 32).max(MIN_CELL);
+            (MIN_CELL..=top)
+                .rev()
+                .step_by(32)
+                .map(plan_of)
+                .find(|p| limit.is_none_or(|l| need_for(p) <= l))?
+        }
+    };
+    let tiles = need_for(&plan);
+    // The thumbnail: its pass (and its u8 copy) beside the picture.
+    let thumb_pixels = match limit {
+        None => pixels,
+        Some(l) => ((l - BASE_BYTES - fixed) / (per_pixel + 3.0)).min(pixels),
+    };
+    let scale = (thumb_pixels / pixels).sqrt().min(1.0);
+    let side = |n: u32| ((f64::from(n) * scale) as u32).clamp(MIN_THUMB.min(n), n);
+    let thumbnail = (side(w), side(h));
+    if thumb_pixels <= 0.0 {
+        return None;
+    }
+    let thumb_need =
+        BASE_BYTES + fixed + f64::from(thumbnail.0) * f64::from(thumbnail.1) * (per_pixel + 3.0);
+    let need = tiles.max(thumb_need);
+    if limit.is_some_and(|l| need > l) {
+        return None;
+    }
+    Some(Tiling {
+        plan,
+        thumbnail,
+        need,
+    })
+}
+
+/// The smallest side of a thumbnail worth taking statistics from.
+const MIN_THUMB: u32 = 64;
 
 /// Full-resolution channels that the estimate scales with.
 fn channels(net: &MsgNet) -> f64 {
@@ -100,7 +223,7 @@ fn fitting_width(net: &MsgNet, limit: u64, w: u32, h: u32) -> u32 {
     (width / 16 * 16).max(16)
 }
 
-fn gb(bytes: f64) -> String {
+pub fn gb(bytes: f64) -> String {
     if bytes >= 1e9 {
         format!("{:.1} GB", bytes / 1e9)
     } else {
