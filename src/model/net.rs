@@ -409,15 +409,22 @@ impl MsgNet {
     /// The thumbnail pass of a tiled picture: runs [`MsgNet::forward_with`] on `xs` (the whole
     /// picture, downscaled) and keeps what tiles need to be normalised like the whole picture:
     /// every instance norm's statistics and, with `strength < 1`, the content's Gram matrix.
-    pub fn whole_stats(&self, xs: &Tensor, targets: Targets, strength: f64) -> Result<WholeStats> {
+    /// `ws`: the workspace the tiles use next (memory is not freed and taken again between).
+    pub fn whole_stats(
+        &self,
+        ws: &mut Workspace,
+        xs: &Tensor,
+        targets: Targets,
+        strength: f64,
+    ) -> Result<WholeStats> {
         check_strength(strength)?;
         check_size(xs)?;
         let cpu = self.tile_executor()?;
-        // A workspace of its own, freed at once: the tiles are smaller.
-        let mut ws = Workspace::default();
         ws.set_norms(NormStats::Record(Vec::new()));
-        let (_, own) = self.forward_cpu(cpu, &mut ws, xs, targets, strength, None)?;
-        let NormStats::Record(norms) = ws.take_norms()? else {
+        let out = self.forward_cpu(cpu, ws, xs, targets, strength, None);
+        let recorded = ws.take_norms();
+        let (_, own) = out?;
+        let NormStats::Record(norms) = recorded? else {
             bail!("norm statistics: the thumbnail pass did not record")
         };
         Ok(WholeStats {
@@ -665,7 +672,9 @@ mod tests {
         ];
         for (targets, strength) in cases {
             let plain = net.forward_with(&x, targets, strength).unwrap();
-            let whole = net.whole_stats(&x, targets, strength).unwrap();
+            let whole = net
+                .whole_stats(&mut Workspace::default(), &x, targets, strength)
+                .unwrap();
             // The input conv, 3 per block (2 down, 2 residual, 2 up), the output's.
             assert_eq!(whole.norms(), 1 + 3 * 6 + 1);
             let mut ws = Workspace::default();
@@ -716,7 +725,10 @@ mod tests {
         let one = crate::model::random(Config::reference(8, 1), &dev, DType::F32).unwrap();
         let wide = crate::model::random(Config::reference(16, 2), &dev, DType::F32).unwrap();
         let target = |n: &MsgNet| n.style_target(&picture(16, 16)).unwrap();
-        let stats = |n: &MsgNet| n.whole_stats(&x, Targets::One(&target(n)), 1.0).unwrap();
+        let stats = |n: &MsgNet| {
+            n.whole_stats(&mut Workspace::default(), &x, Targets::One(&target(n)), 1.0)
+                .unwrap()
+        };
         let replay = |n: &MsgNet, s: &WholeStats| {
             n.forward_tile(
                 &mut Workspace::default(),

@@ -122,8 +122,7 @@ impl Budget {
         match tiling(net, (w, h), masked, self.bytes, cell) {
             Some(t) => Ok(Pass::Tiled(t)),
             None => {
-                let least =
-                    tiling(net, (w, h), masked, None, Some(MIN_CELL)).map_or(0.0, |t| t.need);
+                let least = least_tiled(net, (w, h), masked);
                 Err(refuse(
                     format!("and even in tiles it needs about {}", gb(least)),
                     ", or a larger --max-memory",
@@ -154,16 +153,9 @@ fn tiling(
     cell: Option<u32>,
 ) -> Option<Tiling> {
     let pixels = f64::from(w) * f64::from(h);
-    let fixed = pixels * fixed_per_pixel(masked);
     let per_pixel = channels(net) * BYTES_PER_PIXEL_PER_CHANNEL;
     let limit = limit.map(|l| l as f64);
-    // A tile row's band of f32 sums, and one tile's pass over its cell, overlap and halo.
-    let need_for = |plan: &TilePlan| {
-        let rows = f64::from(plan.cell + 2 * plan.overlap + 8);
-        let side = |n: u32| f64::from((plan.cell + 2 * (plan.overlap + plan.halo)).min(n) + 4);
-        let band = 12.0 * f64::from(w) * rows;
-        BASE_BYTES + fixed + band + side(w) * side(h) * per_pixel
-    };
+    let need_for = |plan: &TilePlan| tile_need(net, (w, h), masked, plan);
     let plan_of = |c: u32| TilePlan::new(w, h, c, HALO, OVERLAP);
     let plan = match cell {
         Some(c) => plan_of(c),
@@ -176,21 +168,22 @@ fn tiling(
                 .find(|p| limit.is_none_or(|l| need_for(p) <= l))?
         }
     };
-    let tiles = need_for(&plan);
-    // The thumbnail: its pass (and its u8 copy) beside the picture.
+    // The thumbnail runs first, in the workspace that the tiles then reuse (so no memory is
+    // freed and taken again between the two): the largest that fits beside the tiles' band,
+    // at most the picture.
+    let beside = tile_need(net, (w, h), masked, &plan) - tile_pass(net, (w, h), &plan);
     let thumb_pixels = match limit {
         None => pixels,
-        Some(l) => ((l - BASE_BYTES - fixed) / (per_pixel + 3.0)).min(pixels),
+        Some(l) => ((l - beside) / (per_pixel + 3.0)).min(pixels),
     };
-    let scale = (thumb_pixels / pixels).sqrt().min(1.0);
-    let side = |n: u32| ((f64::from(n) * scale) as u32).clamp(MIN_THUMB.min(n), n);
-    let thumbnail = (side(w), side(h));
     if thumb_pixels <= 0.0 {
         return None;
     }
-    let thumb_need =
-        BASE_BYTES + fixed + f64::from(thumbnail.0) * f64::from(thumbnail.1) * (per_pixel + 3.0);
-    let need = tiles.max(thumb_need);
+    let scale = (thumb_pixels / pixels).sqrt().min(1.0);
+    let side = |n: u32| ((f64::from(n) * scale) as u32).clamp(MIN_THUMB.min(n), n);
+    let thumbnail = (side(w), side(h));
+    let thumb = f64::from(thumbnail.0) * f64::from(thumbnail.1);
+    let need = beside + (thumb * (per_pixel + 3.0)).max(tile_pass(net, (w, h), &plan));
     if limit.is_some_and(|l| need > l) {
         return None;
     }
@@ -199,6 +192,32 @@ fn tiling(
         thumbnail,
         need,
     })
+}
+
+/// What the smallest tiled pass of a `w`x`h` picture needs: the smallest tiles, and a
+/// thumbnail of [`MIN_THUMB`] pixels a side.
+fn least_tiled(net: &MsgNet, (w, h): (u32, u32), masked: bool) -> f64 {
+    let plan = TilePlan::new(w, h, MIN_CELL, HALO, OVERLAP);
+    let per_pixel = channels(net) * BYTES_PER_PIXEL_PER_CHANNEL;
+    let fixed = f64::from(w) * f64::from(h) * fixed_per_pixel(masked);
+    let thumb = f64::from(MIN_THUMB.min(w)) * f64::from(MIN_THUMB.min(h));
+    tile_need(net, (w, h), masked, &plan).max(BASE_BYTES + fixed + thumb * (per_pixel + 3.0))
+}
+
+/// What the tiles of `plan` need at their peak: the fixed costs, a tile row's band of f32
+/// sums, and one tile's pass.
+fn tile_need(net: &MsgNet, (w, h): (u32, u32), masked: bool, plan: &TilePlan) -> f64 {
+    let fixed = f64::from(w) * f64::from(h) * fixed_per_pixel(masked);
+    let rows = f64::from(plan.cell + 2 * plan.overlap + 8);
+    let band = 12.0 * f64::from(w) * rows;
+    BASE_BYTES + fixed + band + tile_pass(net, (w, h), plan)
+}
+
+/// One tile's pass (its workspace and copies) over its cell, overlap and halo.
+fn tile_pass(net: &MsgNet, (w, h): (u32, u32), plan: &TilePlan) -> f64 {
+    let per_pixel = channels(net) * BYTES_PER_PIXEL_PER_CHANNEL;
+    let side = |n: u32| f64::from((plan.cell + 2 * (plan.overlap + plan.halo)).min(n) + 4);
+    side(w) * side(h) * per_pixel
 }
 
 /// The smallest side of a thumbnail worth taking statistics from.

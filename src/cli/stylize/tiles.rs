@@ -26,25 +26,19 @@ impl Job<'_> {
         let (w, h) = img.dimensions();
         net.release_workspace();
 
+        // One workspace for the thumbnail and the tiles.
+        let mut ws = Workspace::default();
         // The thumbnail pass.
         let (tw, th) = tiling.thumbnail;
         let whole = {
-            let thumb = if (tw, th) == (w, h) {
-                None
-            } else {
-                Some(image::imageops::resize(
-                    img,
-                    tw,
-                    th,
-                    image::imageops::FilterType::Triangle,
-                ))
-            };
+            // An area average, straight from u8 to u8: no full-size float copy of the picture.
+            let thumb = ((tw, th) != (w, h)).then(|| image::imageops::thumbnail(img, tw, th));
             let thumb = thumb.as_ref().unwrap_or(img);
             let content = image_io::to_tensor(thumb, &Device::Cpu, candle_core::DType::F32)?;
             let mask = self.mask(tw, th)?;
             let mut mixed = None;
             let targets = self.choose(&mut mixed, mask.as_ref())?;
-            net.whole_stats(&content, targets, a.strength)
+            net.whole_stats(&mut ws, &content, targets, a.strength)
                 .context("the thumbnail pass")?
         };
         if self.cancel.load(Ordering::Acquire) {
@@ -59,7 +53,6 @@ impl Job<'_> {
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         let _cooperate = crate::interrupt::Cooperate::new();
-        let mut ws = Workspace::default();
         let mut blend = Blender::new(plan);
         let (_, rows) = plan.grid();
         let mut mixed = None;
