@@ -690,7 +690,12 @@ mod tests {
         }
         // Another picture's statistics do change the result (they are applied, not ignored).
         let whole = net
-            .whole_stats(&picture(40, 40), Targets::One(&style), 1.0)
+            .whole_stats(
+                &mut Workspace::default(),
+                &picture(40, 40),
+                Targets::One(&style),
+                1.0,
+            )
             .unwrap();
         let other_stats = net
             .forward_tile(
