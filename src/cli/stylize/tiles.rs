@@ -18,8 +18,23 @@ use crate::model::tiled::{tile_input, Blender};
 use crate::{color, image_io};
 
 impl Job<'_> {
-    /// Stylises `img` (at its working size) in the tiles of `tiling`.
+    /// Stylises `img` (at its working size) in the tiles of `tiling`, with a progress bar (the
+    /// thumbnail pass, then the tiles).
     pub(super) fn tiled(&self, img: &RgbImage, tiling: &Tiling) -> Result<RgbImage> {
+        let bar = self
+            .progress
+            .add(ProgressBar::new(u64::from(tiling.plan.count())));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} thumbnail pass {elapsed_precise}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(250));
+        let out = self.tiles(img, tiling, &bar);
+        bar.finish_and_clear();
+        out
+    }
+
+    fn tiles(&self, img: &RgbImage, tiling: &Tiling, bar: &ProgressBar) -> Result<RgbImage> {
         let a = self.args;
         let net = self.net;
         let plan = tiling.plan;
@@ -47,11 +62,12 @@ impl Job<'_> {
 
         // The tiles, in raster order.
         let full_mask = self.mask(w, h)?;
-        let bar = self.progress.add(ProgressBar::new(u64::from(plan.count())));
+        bar.disable_steady_tick();
         bar.set_style(
             ProgressStyle::with_template("tiles {bar:30} {pos}/{len} {elapsed_precise} eta {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
+        bar.reset_eta();
         let _cooperate = crate::interrupt::Cooperate::new();
         let mut blend = Blender::new(plan);
         let (_, rows) = plan.grid();
@@ -59,7 +75,6 @@ impl Job<'_> {
         for r in 0..rows {
             for t in plan.row(r) {
                 if self.cancel.load(Ordering::Acquire) {
-                    bar.finish_and_clear();
                     bail!("interrupted (Ctrl-C or a stop signal)");
                 }
                 let i = t.input;
@@ -87,7 +102,6 @@ impl Job<'_> {
             }
             blend.row_done(r);
         }
-        bar.finish_and_clear();
         Ok(blend.finish())
     }
 }
