@@ -316,7 +316,8 @@ def main(argv=None):
         print(f"{name}: recognised {rec}; edges {r['edge_agreement']:.3f}{extra} ({r['seconds']} s)", flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"photos": list(crops), "results": results}, f, indent=1)
+            json.dump({"photos": list(crops), "results": results}, f, indent=1,
+                      default=lambda o: o.item() if hasattr(o, "item") else str(o))  # numpy scalars
 
 
 if __name__ == "__main__":
