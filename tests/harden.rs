@@ -8,30 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{fixtures, stylecam};
+use common::{fixtures, stylecam, stylize_tiny};
 
 fn parity(name: &str) -> PathBuf {
     fixtures().join("parity").join(name)
 }
 
-/// `stylecam stylize` on the tiny fixture model with a small style size (fast).
-fn stylize() -> Command {
-    let mut c = stylecam();
-    c.args([
-        "stylize",
-        "--device",
-        "cpu",
-        "--style-size",
-        "32",
-        "--model",
-    ])
-    .arg(parity("tiny_ngf8_b2.safetensors"));
-    c
-}
-
 /// [`stylize`] of one `photo` into `out` with the fixture style.
 fn stylize_one(photo: impl AsRef<std::ffi::OsStr>, out: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut c = stylize();
+    let mut c = stylize_tiny();
     c.arg("--style")
         .arg(parity("img_style.png"))
         .arg(photo)
@@ -329,7 +314,7 @@ fn out_writes_the_format_its_name_says() {
 #[test]
 fn contradictory_and_out_of_range_flags_are_refused() {
     for flag in ["--mask", "--split"] {
-        let mut cmd = stylize();
+        let mut cmd = stylize_tiny();
         cmd.args(["--style", "a", "--style", "b", "--mix", "0.3", flag]);
         if flag == "--mask" {
             cmd.arg(parity("img_style.png"));
@@ -379,7 +364,7 @@ fn each_error_is_said_once_and_names_what_it_concerns() {
     let bad = dir.path().join("bad.png");
     std::fs::write(&bad, b"\x89PNG\r\n\x1a\nnot really").unwrap();
     let err = fails(
-        stylize()
+        stylize_tiny()
             .arg("--style")
             .arg(&bad)
             .arg(parity("img_content.png"))
@@ -400,7 +385,7 @@ fn each_error_is_said_once_and_names_what_it_concerns() {
     // A batch: each failure once, then the count.
     let outs = dir.path().join("outs");
     let err = fails(
-        stylize()
+        stylize_tiny()
             .arg("--style")
             .arg(parity("img_style.png"))
             .arg(&bad)
@@ -413,7 +398,7 @@ fn each_error_is_said_once_and_names_what_it_concerns() {
 
     // A mask that cannot be read is called the mask.
     let err = fails(
-        stylize()
+        stylize_tiny()
             .args(["--style", "a", "--style", "b"])
             .arg("--mask")
             .arg(&bad)
@@ -505,7 +490,7 @@ fn huge_pictures_are_refused_with_their_size_and_the_limit() {
         .save(&strip)
         .unwrap();
     let err = fails(
-        stylize()
+        stylize_tiny()
             .args(["--content-size", "8192", "--style"])
             .arg(parity("img_style.png"))
             .arg(&strip)
@@ -519,7 +504,7 @@ fn huge_pictures_are_refused_with_their_size_and_the_limit() {
 
     // Over the memory budget: the need, the budget and the size that fits.
     let err = fails(
-        stylize()
+        stylize_tiny()
             .args(["--content-size", "4096", "--max-memory", "300M", "--style"])
             .arg(parity("img_style.png"))
             .arg(parity("img_content.png"))

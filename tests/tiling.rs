@@ -39,20 +39,10 @@ fn stylize_builtin(photo: &Path, out: &Path) -> Command {
     c
 }
 
-/// `stylecam stylize` with the tiny fixture model (fast) and a small style size.
-fn stylize_tiny() -> Command {
-    let mut c = stylecam();
-    c.args([
-        "stylize",
-        "--device",
-        "cpu",
-        "--style-size",
-        "32",
-        "--model",
-    ])
-    .arg(parity("tiny_ngf8_b2.safetensors"))
-    .arg("--style")
-    .arg(parity("img_style.png"));
+/// `stylecam stylize` with the tiny fixture model (fast), a small style size and the fixture style.
+fn stylize_tiny_styled() -> Command {
+    let mut c = common::stylize_tiny();
+    c.arg("--style").arg(parity("img_style.png"));
     c
 }
 
@@ -169,7 +159,7 @@ fn a_photo_over_the_budget_is_tiled_not_refused() {
     common::server::photo(3000, 2000, 3).save(&photo).unwrap();
     let out = dir.path().join("out.png");
     let said = succeeds(
-        stylize_tiny()
+        stylize_tiny_styled()
             .args(["--max-memory", "900M"])
             .arg(&photo)
             .arg("-o")
@@ -187,7 +177,7 @@ fn a_photo_over_the_budget_is_tiled_not_refused() {
     common::server::photo(300, 200, 5).save(&small).unwrap();
     let out2 = dir.path().join("split.png");
     let said = succeeds(
-        stylize_tiny()
+        stylize_tiny_styled()
             .arg("--style")
             .arg(parity("img_content.png"))
             .args([

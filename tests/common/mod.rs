@@ -61,6 +61,27 @@ pub fn stylecam() -> std::process::Command {
     cmd
 }
 
+/// A file of the PyTorch parity fixtures (`tests/fixtures/parity`).
+pub fn parity_fixture(name: &str) -> PathBuf {
+    fixtures().join("parity").join(name)
+}
+
+/// `stylecam stylize` on the tiny fixture model with a small style size (fast); the caller adds
+/// the style, photos and output.
+pub fn stylize_tiny() -> std::process::Command {
+    let mut c = stylecam();
+    c.args([
+        "stylize",
+        "--device",
+        "cpu",
+        "--style-size",
+        "32",
+        "--model",
+    ])
+    .arg(parity_fixture("tiny_ngf8_b2.safetensors"));
+    c
+}
+
 /// The names of the entries of `dir`, sorted.
 pub fn file_names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
