@@ -56,7 +56,7 @@ impl fmt::Display for DeviceSpec {
 /// `--dtype f32|bf16|f16|auto`: the precision the network runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DtypeSpec {
-    /// The fastest this device has: on the CPU bf16 where it has AVX-512 BF16, else f32; on a
+    /// The fastest this device has: on the CPU bf16 where it has Intel AMX, else f32; on a
     /// GPU f32 (as before).
     #[default]
     Auto,
@@ -93,17 +93,12 @@ impl fmt::Display for DtypeSpec {
     }
 }
 
-/// Whether this CPU has the bf16 dot-product instructions (AVX-512 BF16, `vdpbf16ps`) that make
-/// the bf16 path faster than f32. Elsewhere bf16 operands are widened to f32 and run slower.
+/// Whether this CPU runs the bf16 path faster than f32: Intel AMX (AMX-BF16 tiles, with the
+/// kernel's permission to use them). AVX-512 BF16 alone (`vdpbf16ps`) is not enough: on a Xeon
+/// that has both, gemmkit's `vdpbf16ps` kernels ran at 0.65x our f32 GEMM (docs/PERF.md), and
+/// without it bf16 operands are widened to f32 and run slower still.
 pub fn cpu_has_bf16() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512bf16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::ops::amx::available()
 }
 
 /// What a `--dtype` resolves to on a device: the dtype to load the weights in, the CPU
@@ -118,7 +113,7 @@ pub struct DtypeChoice {
 }
 
 impl DtypeChoice {
-    /// How to run on `device` for `spec`. `cpu_bf16` says whether the CPU has AVX-512 BF16
+    /// How to run on `device` for `spec`. `cpu_bf16` says whether the CPU has AMX
     /// (pass [`cpu_has_bf16`]; a parameter so that both answers are testable anywhere).
     pub fn resolve(spec: DtypeSpec, device: &Device, cpu_bf16: bool) -> Self {
         use crate::model::Precision as P;
@@ -129,20 +124,17 @@ impl DtypeChoice {
             note,
         };
         match (spec, device.is_cpu()) {
-            (DtypeSpec::Auto, true) if cpu_bf16 => on_cpu(
-                P::Bf16,
-                Some("auto: bf16 (this CPU has AVX-512 BF16)".into()),
-            ),
+            (DtypeSpec::Auto, true) if cpu_bf16 => {
+                on_cpu(P::Bf16, Some("auto: bf16 (this CPU has AMX)".into()))
+            }
             (DtypeSpec::Auto, true) => on_cpu(
                 P::F32,
-                Some("auto: f32 (this CPU has no AVX-512 BF16, where bf16 would be slower)".into()),
+                Some("auto: f32 (this CPU has no AMX, where bf16 would be slower)".into()),
             ),
             (DtypeSpec::F32, true) => on_cpu(P::F32, None),
             (DtypeSpec::Bf16, true) => on_cpu(
                 P::Bf16,
-                (!cpu_bf16).then(|| {
-                    "bf16 on a CPU without AVX-512 BF16 is widened to f32: slower than f32".into()
-                }),
+                (!cpu_bf16).then(|| "bf16 on a CPU without AMX is slower than f32".into()),
             ),
             (DtypeSpec::F16, true) => Self {
                 dtype: DType::F16,
@@ -285,7 +277,7 @@ mod tests {
         assert_eq!(with.cpu, Some(P::Bf16));
         let without = DtypeChoice::resolve(DtypeSpec::Auto, &cpu, false);
         assert_eq!(without.cpu, Some(P::F32));
-        assert!(without.note.unwrap().contains("no AVX-512 BF16"));
+        assert!(without.note.unwrap().contains("no AMX"));
         let forced = DtypeChoice::resolve(DtypeSpec::Bf16, &cpu, false);
         assert_eq!(forced.cpu, Some(P::Bf16));
         assert!(forced.note.unwrap().contains("slower"));

@@ -2,9 +2,10 @@
 //! picture (both clamped as the app does): mean |Δ| <= 1.0 and 99th percentile |Δ| <= 6, on the
 //! parity fixtures and on real photos (`../shared`) with the built-in weights.
 //!
-//! The bf16 products go through gemmkit, which runs `vdpbf16ps` on CPUs with AVX-512 BF16 and
-//! otherwise widens the same bf16-rounded operands to f32 FMA; so these bounds are checked on any
-//! CPU (the rounding of the operands is the same; only the order of the f32 sums differs).
+//! The bf16 products go through our AMX tile kernel on CPUs with Intel AMX (f32 sums written as
+//! f32), and elsewhere through gemmkit, which runs `vdpbf16ps` on CPUs with AVX-512 BF16 and
+//! otherwise widens the same bf16-rounded operands to f32 FMA, rounding its sums to bf16; so these
+//! bounds are checked on any CPU, and gemmkit's extra rounding makes its path the stricter test.
 
 mod common;
 

@@ -27,7 +27,7 @@ pub struct Args {
     pub runs: u32,
     #[command(flatten)]
     pub device: DeviceArg,
-    /// Precision: f32, bf16, auto (bf16 where the CPU has AVX-512 BF16, else f32) or f16
+    /// Precision: f32, bf16, auto (bf16 where the CPU has Intel AMX, else f32) or f16
     /// (for GPUs). On the CPU, bf16 rounds the operands of the products to bf16 and accumulates
     /// in f32.
     #[arg(long, default_value = "f32")]

@@ -43,7 +43,7 @@ pub struct LiveArgs {
     pub resolution: Option<Resolution>,
     #[command(flatten)]
     pub device: DeviceArg,
-    /// Precision on the CPU: auto (bf16 where the CPU has AVX-512 BF16, else f32), f32 or bf16.
+    /// Precision on the CPU: auto (bf16 where the CPU has Intel AMX, else f32), f32 or bf16.
     /// The panel and the overlay show the one in use.
     #[arg(long, default_value = "auto")]
     pub dtype: crate::device::DtypeSpec,

@@ -63,7 +63,7 @@ pub struct Args {
     #[command(flatten)]
     pub device: DeviceArg,
     /// Precision on the CPU: f32 (exact, the default), bf16 (products with bf16 operands,
-    /// faster on CPUs with AVX-512 BF16) or auto (bf16 where the CPU has it, else f32).
+    /// faster on CPUs with Intel AMX) or auto (bf16 where the CPU has AMX, else f32).
     #[arg(long, default_value = "f32")]
     pub dtype: crate::device::DtypeSpec,
     /// Overwrite outputs that exist (regular files only: never folders, links or devices).

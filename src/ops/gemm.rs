@@ -1,7 +1,11 @@
 //! Safe, bounds-checked GEMM: f32 through the `gemm` crate (the same kernels candle's CPU matmul
-//! uses), and bf16 operands with f32 accumulation through `gemmkit`, whose weights are packed once
-//! (at load) and which runs `vdpbf16ps` where the CPU has AVX-512 BF16 and widens to f32 FMA
-//! elsewhere (the same rounding of the operands, so the quality tests run on any CPU).
+//! uses), and bf16 operands with f32 accumulation, the weights laid out once at load:
+//! - on Intel AMX (Sapphire Rapids and later) through our tile kernel (`ops::amx`), which writes
+//!   f32 sums: 2-3x the f32 GEMM's speed here;
+//! - elsewhere through `gemmkit`, which runs `vdpbf16ps` where the CPU has AVX-512 BF16 and widens
+//!   to f32 FMA otherwise. Neither beats the f32 GEMM (measured in docs/PERF.md), so `auto` only
+//!   picks bf16 with AMX; this path keeps the same rounding of the operands, so the quality tests
+//!   run on any CPU.
 
 use candle_core::{bail, Result};
 use gemm::Parallelism;
@@ -95,11 +99,17 @@ pub fn matmul(
     Ok(())
 }
 
-/// A weight matrix (`rows x cols`, row-major) rounded to bf16 and packed for gemmkit once.
+/// A weight matrix (`rows x cols`, row-major) rounded to bf16 and packed once, for AMX where the
+/// CPU has it, for gemmkit elsewhere.
 pub struct Bf16Weights {
-    packed: gemmkit::PackedLhs<bf16>,
+    packed: Bf16Packed,
     rows: usize,
     cols: usize,
+}
+
+enum Bf16Packed {
+    Amx(super::amx::PackedA),
+    Gemmkit(gemmkit::PackedLhs<bf16>),
 }
 
 impl std::fmt::Debug for Bf16Weights {
@@ -116,8 +126,18 @@ impl Bf16Weights {
                 w.len()
             )
         }
-        let b: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
-        let packed = gemmkit::prepack_lhs(gemmkit::MatRef::from_row_major(&b, rows, cols));
+        let amx = super::amx::available()
+            .then(|| super::amx::PackedA::new(w, rows, cols))
+            .flatten();
+        let packed = match amx {
+            Some(a) => Bf16Packed::Amx(a),
+            None => {
+                let b: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
+                Bf16Packed::Gemmkit(gemmkit::prepack_lhs(gemmkit::MatRef::from_row_major(
+                    &b, rows, cols,
+                )))
+            }
+        };
         Ok(Self { packed, rows, cols })
     }
 }
@@ -137,8 +157,8 @@ pub enum Lhs<'a> {
 }
 
 /// `dst (+)= lhs @ rhs` in the precision of `lhs`. For bf16 the right-hand side is rounded to bf16
-/// and the product accumulated in f32, then rounded to bf16 (gemmkit's output type) and added to
-/// (or stored in) `dst`.
+/// and the product accumulated in f32; with AMX the f32 sums are added to (or stored in) `dst`,
+/// with gemmkit they are first rounded to bf16 (its output type).
 pub fn matmul_any(
     dst: &mut [f32],
     dst_row_stride: usize,
@@ -165,6 +185,25 @@ pub fn matmul_any(
     if m == 0 || n == 0 {
         return Ok(());
     }
+    let threads = rayon::current_num_threads();
+    let packed = match &w.packed {
+        Bf16Packed::Amx(a) => {
+            if !super::amx::gemm(
+                dst,
+                dst_row_stride,
+                a,
+                rhs.data,
+                rhs.row_stride,
+                n,
+                accumulate,
+                threads,
+            ) {
+                bail!("matmul: the AMX kernel refused a {m}x{k} @ {k}x{n} product");
+            }
+            return Ok(());
+        }
+        Bf16Packed::Gemmkit(p) => p,
+    };
     scratch.rhs.resize(k * n, bf16::ZERO);
     scratch.out.resize(m * n, bf16::ZERO);
     {
@@ -180,10 +219,9 @@ pub fn matmul_any(
                 }
             });
     }
-    let threads = rayon::current_num_threads();
     gemmkit::gemm_packed_a(
         bf16::ONE,
-        &w.packed,
+        packed,
         gemmkit::MatRef::from_row_major(&scratch.rhs, k, n),
         bf16::ZERO,
         gemmkit::MatMut::from_row_major(&mut scratch.out, m, n),

@@ -1,5 +1,6 @@
 //! CPU ops that candle lacks or runs slowly, each with a fallback built from candle's stock ops so
 //! that CUDA and Metal builds need no custom kernels.
+pub(crate) mod amx;
 pub mod conv;
 pub(crate) mod direct;
 pub(crate) mod gemm;

@@ -71,6 +71,8 @@ def parse_args(argv=None):
                         "random crop this large of the S x S style image (straight-through; 0 = off)")
     p.add_argument("--levels", default=None, help="--teacher: only these levels, e.g. b0.5,b1,b2")
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--bf16", action="store_true",
+                   help="bf16 autocast on the CPU too (needs avx512_bf16/AMX to pay off; CUDA always uses it)")
     p.add_argument("--crop", type=int, default=256, help="training crop (128 for CPU)")
     p.add_argument("--content-scale", type=float, default=None,
                    help="resize photos by this before cropping (default crop/256, so a 128 crop sees "
@@ -358,16 +360,22 @@ def teacher_step(args, net, lossnet, data, styles, gram_cache, step, dev, motion
         g = net.target_of(full[:, :, oy:oy + c, ox:ox + c])
         target = g - g.detach() + target
     net.ins.set_target(target)
-    y = net(x)
+    ac = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda" or args.bf16)
+    with ac:
+        y = net(x)
+    y = y.float()
     l1 = (y - t).abs().mean() / 255.0
     loss = args.l1_weight * l1
     lf = torch.zeros(())
     if args.feat_weight > 0 or args.gram_weight > 0:
         taps = set(FEAT_TAPS) | (set(STYLE_TAPS) if args.gram_weight > 0 else set())
-        fy = lossnet(bgr255_to_rgb01(y), taps)
+        with ac:
+            fy = lossnet(bgr255_to_rgb01(y), taps)
+        fy = {k: v.float() for k, v in fy.items()}
         if args.feat_weight > 0:
-            with torch.no_grad():
+            with torch.no_grad(), ac:
                 ft = lossnet(bgr255_to_rgb01(t), set(FEAT_TAPS))
+            ft = {k: v.float() for k, v in ft.items()}
             lf = feature_loss(fy, ft, FEAT_TAPS)
             loss = loss + args.feat_weight * lf
         if args.gram_weight > 0:
@@ -381,7 +389,9 @@ def teacher_step(args, net, lossnet, data, styles, gram_cache, step, dev, motion
     if args.stab_weight > 0:
         k = min(args.stab_batch, x.shape[0])
         moved, grid = synthetic_motion(x[:k].detach().cpu(), motion_gen, args.stab_shift, args.stab_noise)
-        ls = stability_loss(y[:k], net(moved.to(dev)), grid.to(dev))
+        with ac:
+            ym = net(moved.to(dev))
+        ls = stability_loss(y[:k], ym.float(), grid.to(dev))
         loss = loss + args.stab_weight * ls
     return loss, l1, lf, ls, si, lv, x, y
 
@@ -465,7 +475,7 @@ def main(argv=None):
               flush=True)
 
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda"
-                else torch.autocast("cpu", enabled=False))
+                else torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16))
     log = open(os.path.join(args.out, "log.jsonl"), "a")
     log.write(json.dumps({"event": "start", "utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                           "step": step, "args": vars(args), "ngf": ngf, "blocks": blocks}) + "\n")
