@@ -156,6 +156,9 @@ pub fn gemm(
 }
 
 /// Packs columns `n0..n1` of B (`k` rows) into strips of `BN` columns x `kq` k-pairs, zero-padded.
+///
+/// Safety: the CPU has AVX-512 BF16; `b` holds `k` rows of `n1` columns at `b_stride`; `out` holds
+/// `ceil((n1 - n0) / BN) * kq * BN` words.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn pack_b(
@@ -207,6 +210,10 @@ unsafe fn pack_b(
 #[repr(C, align(64))]
 struct TileConfig([u8; 64]);
 
+/// `dst (+)= A @ B` for columns `n0..n1`, B packed by [`pack_b`] for those columns.
+///
+/// Safety: [`available()`] is true on this thread's CPU and process; `dst` holds `a.rows` rows of
+/// at least `n1` columns at `dst_stride`, and no other thread writes those columns meanwhile.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn blocks(
