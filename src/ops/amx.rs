@@ -185,11 +185,7 @@ unsafe fn pack_b(
             for v in 0..BN / 16 {
                 let c = c0 + v * 16;
                 let valid = n1.saturating_sub(c).min(16);
-                let mask: __mmask16 = if valid >= 16 {
-                    0xffff
-                } else {
-                    ((1u32 << valid) - 1) as u16
-                };
+                let mask = lanes(valid);
                 let load = |r: usize| {
                     if r < k && valid > 0 {
                         _mm512_maskz_loadu_ps(mask, b.as_ptr().add(r * b_stride + c))
@@ -204,6 +200,16 @@ unsafe fn pack_b(
                 _mm512_storeu_si512(dst.add(v * 16) as *mut _, pair);
             }
         }
+    }
+}
+
+/// The mask of the first `valid` of 16 lanes (all 16 from 16 on).
+#[cfg(target_arch = "x86_64")]
+fn lanes(valid: usize) -> u16 {
+    if valid >= 16 {
+        0xffff
+    } else {
+        ((1u32 << valid) - 1) as u16
     }
 }
 
@@ -244,14 +250,7 @@ unsafe fn blocks(
     for s in 0..strips {
         let c0 = n0 + s * BN;
         let bp = pack.as_ptr().add(s * kq * BN);
-        let masks: [__mmask16; 2] = std::array::from_fn(|v| {
-            let valid = n1.saturating_sub(c0 + v * 16).min(16);
-            if valid >= 16 {
-                0xffff
-            } else {
-                ((1u32 << valid) - 1) as u16
-            }
-        });
+        let masks: [u16; 2] = std::array::from_fn(|v| lanes(n1.saturating_sub(c0 + v * 16)));
         for m0 in (0..m).step_by(BM) {
             asm!(
                 "tilezero tmm0",

@@ -162,6 +162,20 @@ def load_net_from_ckpt(path: str) -> Net:
     return net
 
 
+def save_weights(net: Net, path: str, dtype: torch.dtype = torch.float16, extra: dict | None = None) -> int:
+    """Write every key of `net.state_dict()` (aliases and running buffers included) as safetensors
+    in `dtype`, with the metadata the app and `--init` read; returns the number of tensors."""
+    import json
+
+    from safetensors.torch import save_file
+    tensors = {k: v.detach().to(dtype).contiguous().clone() for k, v in net.state_dict().items()}
+    meta = {"format": "stylecam-msgnet-v1", "ngf": str(net.ngf), "blocks": str(net.n_blocks),
+            "widths": json.dumps(net.widths), "dtype": str(dtype).replace("torch.", "")}
+    meta.update(extra or {})
+    save_file(tensors, path, metadata=meta)
+    return len(tensors)
+
+
 def synthetic_picture(h: int = 256, w: int = 256, seed: int = 0) -> np.ndarray:
     """A procedural test picture (H, W, 3) uint8 RGB: colour gradients, filled circles, stripes and a
     checkerboard.  Made in code, so anything computed from it (swatches) carries no photo."""

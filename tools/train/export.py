@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (DEFAULT_STYLES, load_net_from_ckpt, load_rgb, resize_rgb, stem,  # noqa: E402
-                    style_paths, style_tensor, synthetic_picture, to_bgr_tensor, to_rgb_u8)
+from common import (DEFAULT_STYLES, load_net_from_ckpt, load_rgb, resize_rgb, save_weights,  # noqa: E402
+                    stem, style_paths, style_tensor, synthetic_picture, to_bgr_tensor, to_rgb_u8)
 
 LIMIT = 25_000_000
 
@@ -82,13 +82,9 @@ def main(argv=None):
 
     # ---- weights -----------------------------------------------------------------------------
     dtype = torch.float32 if args.f32 else torch.float16
-    state = net.state_dict()
-    tensors = {k: v.detach().to(dtype).contiguous().clone() for k, v in state.items()}
     wpath = os.path.join(args.out_dir, "stylecam21.safetensors")
-    save_file(tensors, wpath, metadata={"format": "stylecam-msgnet-v1", "ngf": str(ngf),
-                                        "blocks": str(blocks), "widths": json.dumps(net.widths),
-                                        "dtype": str(dtype).replace("torch.", "")})
-    print(f"weights: {len(tensors)} keys, {str(dtype)} -> {wpath}")
+    keys = save_weights(net, wpath, dtype)
+    print(f"weights: {keys} keys, {str(dtype)} -> {wpath}")
 
     # f16 vs f32: same picture and style through both weight sets (computed in f32)
     paths = style_paths(args.styles)

@@ -317,6 +317,11 @@ def tv_loss(y):
 FEAT_TAPS = {"conv0": 1.0, "conv1": 1.0, "conv5": 1.0, "conv9": 1.0}
 
 
+def bf16_autocast(dev, args):
+    """bf16 autocast: always on CUDA, on the CPU with --bf16."""
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda" or args.bf16)
+
+
 def queue_next(data, styles, pending, batch):
     """Ask the loader for the next (style, level) batch: every style once per 21 steps, a random
     level each time."""
@@ -360,7 +365,7 @@ def teacher_step(args, net, lossnet, data, styles, gram_cache, step, dev, motion
         g = net.target_of(full[:, :, oy:oy + c, ox:ox + c])
         target = g - g.detach() + target
     net.ins.set_target(target)
-    ac = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda" or args.bf16)
+    ac = bf16_autocast(dev, args)
     with ac:
         y = net(x)
     y = y.float()
@@ -474,8 +479,7 @@ def main(argv=None):
         print("stops at", dt.datetime.fromtimestamp(deadline, dt.timezone.utc).isoformat(timespec="seconds"),
               flush=True)
 
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda"
-                else torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16))
+    autocast = bf16_autocast(dev, args)
     log = open(os.path.join(args.out, "log.jsonl"), "a")
     log.write(json.dumps({"event": "start", "utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                           "step": step, "args": vars(args), "ngf": ngf, "blocks": blocks}) + "\n")

@@ -14,9 +14,13 @@ metadata; the app can load it too (`stylecam --model FILE --styles ../shared/sty
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 import torch
-from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import load_net_from_ckpt, save_weights  # noqa: E402
 
 
 def main() -> None:
@@ -25,11 +29,9 @@ def main() -> None:
     p.add_argument("out", help="safetensors file to write")
     args = p.parse_args()
     c = torch.load(args.ckpt, map_location="cpu", weights_only=False)
-    state = {k: v.detach().float().clone().contiguous() for k, v in c["model"].items() if v.is_floating_point()}
-    meta = {"format": "stylecam-msgnet-v1", "ngf": str(c["ngf"]), "blocks": str(c["blocks"]), "dtype": "f32",
-            "train_step": str(c["step"]), "train_seconds": str(round(c.get("train_seconds", 0.0)))}
-    save_file(state, args.out, metadata=meta)
-    print(f"{len(state)} tensors, {sum(v.numel() for v in state.values()):,} values, step {c['step']} -> {args.out}")
+    keys = save_weights(load_net_from_ckpt(args.ckpt), args.out, torch.float32,
+                        {"train_step": str(c["step"]), "train_seconds": str(round(c.get("train_seconds", 0.0)))})
+    print(f"{keys} tensors, step {c['step']} -> {args.out}")
 
 
 if __name__ == "__main__":
