@@ -9,7 +9,10 @@
 //! - the residual sum is the GEMM's own accumulation into the residual buffer, whose biases
 //!   (the residual layer's and the block's last convolution's) are written once, and
 //!   UpBottleneck's low-resolution residual is upsampled by that same write;
-//! - the thin full-resolution layers use the direct convolution (`ops::direct`).
+//! - the thin full-resolution layers use the direct convolution (`ops::direct`; in bf16 on AMX,
+//!   `ops::amx_conv`);
+//! - plain loops (norms, biases, upsampling) run inside pulp's dispatch (`ops::vectorized`), so
+//!   they are compiled for AVX2/AVX-512 rather than the x86-64 baseline.
 //!
 //! Everything else follows the candle path in `layers.rs` exactly, which the parity tests hold
 //! against PyTorch.
@@ -23,6 +26,7 @@ use candle_core::{bail, Result, Tensor};
 use rayon::prelude::*;
 
 use super::layers::{Bottleneck, Conv, Middle, UpBottleneck};
+use crate::ops::amx_conv::{self, AmxDirectWeights};
 use crate::ops::conv::{conv_into, shift_add_weights, ConvScratch, Dims, GemmWeights, Strategy};
 use crate::ops::direct::{self, DirectWeights};
 use crate::ops::gemm::{matmul_any, Bf16Weights, Lhs, Mat};
@@ -35,11 +39,13 @@ pub enum Precision {
     /// f32 throughout (parity with PyTorch).
     #[default]
     F32,
-    /// bf16 operands, f32 accumulation, for the GEMM layers after the Inspiration layer (the
-    /// residual and upsampling blocks: most of the work). The encoder and the Inspiration
-    /// layer, where the style statistics are matched, the direct-convolution layers, the norms
-    /// and the sums stay f32: on the random-weight parity fixtures that halves bf16's error
-    /// (mean |Δ| 0.4-0.8 instead of 0.6-2.4 on 0..255, see `tests/fast_path.rs`).
+    /// bf16 operands, f32 accumulation, for the layers after the Inspiration layer (the
+    /// residual and upsampling blocks and the 7x7 output layer: most of the work); their thin
+    /// direct-convolution layers go bf16 only on AMX (`ops::amx_conv`), elsewhere they stay f32.
+    /// The encoder (its 7x7 input layer included) and the Inspiration layer, where the style
+    /// statistics are matched, the norms and the sums stay f32: on the random-weight parity
+    /// fixtures that halves bf16's error (mean |Δ| 0.4-0.8 instead of 0.6-2.4 on 0..255, see
+    /// `tests/fast_path.rs`; the input layer in bf16 alone took one fixture to 1.22).
     Bf16,
 }
 
@@ -59,6 +65,8 @@ enum Kernel {
     F32(Vec<f32>),
     Bf16(Bf16Weights),
     Direct(DirectWeights),
+    /// The direct convolution on AMX tiles (bf16 on a CPU with AMX).
+    AmxDirect(AmxDirectWeights),
 }
 
 #[derive(Debug)]
@@ -84,7 +92,11 @@ impl CpuConv {
         let w = values(&c.weight)?;
         let strategy = Strategy::of(&g, cin, cout);
         let kernel = if direct::suits(&g, cin, cout) {
-            Kernel::Direct(DirectWeights::new(&w, cout, cin, k))
+            match precision {
+                Precision::Bf16 => AmxDirectWeights::new(&w, cout, cin, k).map(Kernel::AmxDirect),
+                Precision::F32 => None,
+            }
+            .unwrap_or_else(|| Kernel::Direct(DirectWeights::new(&w, cout, cin, k)))
         } else {
             let laid = match strategy {
                 Strategy::ShiftAdd => shift_add_weights(&w, cout, cin, k),
@@ -150,6 +162,19 @@ impl CpuConv {
             )?;
             return Ok(d);
         }
+        if let Kernel::AmxDirect(aw) = &self.kernel {
+            amx_conv::conv(
+                &self.g,
+                &d,
+                x,
+                aw,
+                self.bias.as_deref(),
+                out,
+                accumulate,
+                &mut scratch.words,
+            )?;
+            return Ok(d);
+        }
         let mut accumulate = accumulate;
         if let Some(b) = &self.bias {
             add_bias(out, b, d.ho * d.wo, accumulate);
@@ -158,7 +183,7 @@ impl CpuConv {
         let weights = match &self.kernel {
             Kernel::F32(w) => GemmWeights::F32Laid(w),
             Kernel::Bf16(w) => GemmWeights::Bf16(w),
-            Kernel::Direct(_) => unreachable_direct()?,
+            Kernel::Direct(_) | Kernel::AmxDirect(_) => unreachable_direct()?,
         };
         conv_into(&self.g, &d, x, weights, out, accumulate, scratch)?;
         Ok(d)
@@ -174,12 +199,36 @@ fn add_bias(out: &mut [f32], b: &[f32], plane: usize, accumulate: bool) {
     out.par_chunks_mut(plane.max(1))
         .zip(b.par_iter())
         .for_each(|(p, &v)| {
-            if accumulate {
-                p.iter_mut().for_each(|o| *o += v);
-            } else {
-                p.fill(v);
-            }
+            crate::ops::vectorized(|| {
+                if accumulate {
+                    p.iter_mut().for_each(|o| *o += v);
+                } else {
+                    p.fill(v);
+                }
+            })
         });
+}
+
+/// `dst` (rows of `ow`) = `src` (rows of `w`) upsampled `f` times (nearest) + `bias`: each
+/// source row is expanded once and copied to the other `f - 1` rows.
+#[inline(always)]
+fn upsample_row_bias(dst: &mut [f32], src: &[f32], w: usize, ow: usize, f: usize, bias: f32) {
+    for (rows, s) in dst.chunks_mut(ow * f).zip(src.chunks(w)) {
+        let (first, rest) = rows.split_at_mut(ow.min(rows.len()));
+        if f == 2 {
+            for (o, &v) in first.chunks_exact_mut(2).zip(s) {
+                o[0] = v + bias;
+                o[1] = v + bias;
+            }
+        } else {
+            for (xo, o) in first.iter_mut().enumerate() {
+                *o = s[xo / f] + bias;
+            }
+        }
+        for r in rest.chunks_mut(ow) {
+            r.copy_from_slice(&first[..r.len()]);
+        }
+    }
 }
 
 /// A residual block: Bottleneck (stride 1 or 2) or UpBottleneck.
@@ -694,12 +743,7 @@ impl CpuNet {
                     .zip(small.par_chunks(plane))
                     .zip(b.out_bias.par_iter())
                     .for_each(|((dst, src), &bias)| {
-                        for (r, row) in dst.chunks_mut(ow).enumerate() {
-                            let s = &src[(r / f) * w..][..w];
-                            for (xo, o) in row.iter_mut().enumerate() {
-                                *o = s[xo / f] + bias;
-                            }
-                        }
+                        crate::ops::vectorized(|| upsample_row_bias(dst, src, w, ow, f, bias))
                     })
             });
         }

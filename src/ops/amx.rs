@@ -88,7 +88,7 @@ fn detect() -> bool {
 
 /// `dst`'s base pointer, shared by the tasks of one product.
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(crate) struct SendPtr(pub(crate) *mut f32);
 // SAFETY: the tasks that share it write disjoint column ranges of `dst` (see `gemm`).
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
@@ -205,7 +205,7 @@ unsafe fn pack_b(
 
 /// The mask of the first `valid` of 16 lanes (all 16 from 16 on).
 #[cfg(target_arch = "x86_64")]
-fn lanes(valid: usize) -> u16 {
+pub(crate) fn lanes(valid: usize) -> u16 {
     if valid >= 16 {
         0xffff
     } else {
@@ -215,6 +215,22 @@ fn lanes(valid: usize) -> u16 {
 
 #[repr(C, align(64))]
 struct TileConfig([u8; 64]);
+
+/// Configures all eight tiles of this thread as 16 rows x 64 bytes (palette 1); pair it with
+/// `tilerelease`.
+///
+/// Safety: [`available()`] is true.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn configure_tiles() {
+    let mut cfg = TileConfig([0; 64]);
+    cfg.0[0] = 1; // palette 1
+    for t in 0..8 {
+        cfg.0[16 + 2 * t] = 64; // bytes per row
+        cfg.0[48 + t] = 16; // rows
+    }
+    std::arch::asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+}
 
 /// `dst (+)= A @ B` for columns `n0..n1`, B packed by [`pack_b`] for those columns.
 ///
@@ -233,13 +249,7 @@ unsafe fn blocks(
 ) {
     use std::arch::asm;
     use std::arch::x86_64::*;
-    let mut cfg = TileConfig([0; 64]);
-    cfg.0[0] = 1; // palette 1
-    for t in 0..8 {
-        cfg.0[16 + 2 * t] = 64; // bytes per row
-        cfg.0[48 + t] = 16; // rows
-    }
-    asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+    configure_tiles();
     let kq = a.kpad / 2;
     let a_stride = a.kpad * 2; // bytes
     let b_stride = BN * 4; // bytes

@@ -241,6 +241,8 @@ pub(crate) struct ConvScratch {
     pub(crate) a: Vec<f32>,
     pub(crate) b: Vec<f32>,
     pub(crate) bf16: Bf16Scratch,
+    /// The bf16 band of the AMX direct convolution.
+    pub(crate) words: Vec<u32>,
 }
 
 /// The weights of one convolution in the form its GEMM takes.

@@ -1,12 +1,29 @@
 //! CPU ops that candle lacks or runs slowly, each with a fallback built from candle's stock ops so
 //! that CUDA and Metal builds need no custom kernels.
 pub(crate) mod amx;
+pub(crate) mod amx_conv;
 pub mod conv;
 pub(crate) mod direct;
 pub(crate) mod gemm;
 pub mod norm;
 
 pub use conv::{conv2d, ConvGeometry};
+
+/// Runs `f` inside pulp's runtime dispatch, so that the plain loops it inlines are compiled (and
+/// auto-vectorised) for the widest vectors this CPU has, AVX2 or AVX-512, instead of the x86-64
+/// baseline's SSE2. Loops meant to benefit must be `#[inline(always)]` down to `f`.
+#[inline(always)]
+pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    struct Op<F>(F);
+    impl<R, F: FnOnce() -> R> pulp::WithSimd for Op<F> {
+        type Output = R;
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _: S) -> R {
+            (self.0)()
+        }
+    }
+    pulp::Arch::new().dispatch(Op(f))
+}
 
 /// The f32 values a CPU op reads: `s` must hold f32 and `l` be contiguous.
 fn f32_slice<'a>(
