@@ -42,10 +42,11 @@ pub enum Precision {
     /// bf16 operands, f32 accumulation, for the layers after the Inspiration layer (the
     /// residual and upsampling blocks and the 7x7 output layer: most of the work); their thin
     /// direct-convolution layers go bf16 only on AMX (`ops::amx_conv`), elsewhere they stay f32.
-    /// The encoder (its 7x7 input layer included) and the Inspiration layer, where the style
-    /// statistics are matched, the norms and the sums stay f32: on the random-weight parity
-    /// fixtures that halves bf16's error (mean |Δ| 0.4-0.8 instead of 0.6-2.4 on 0..255, see
-    /// `tests/fast_path.rs`; the input layer in bf16 alone took one fixture to 1.22).
+    /// The encoder and the Inspiration layer, where the style statistics are matched, the norms
+    /// and the sums stay f32: on the random-weight parity fixtures that halves bf16's error
+    /// (mean |Δ| 0.4-0.8 instead of 0.6-2.4 on 0..255, see `tests/fast_path.rs`). The encoder's
+    /// 7x7 input layer in plain bf16 took one fixture to 1.22; on AMX it runs as three bf16
+    /// products with f32 accuracy instead (`AmxDirectWeights::split`).
     Bf16,
 }
 
@@ -124,6 +125,19 @@ impl CpuConv {
                 None
             },
         })
+    }
+
+    /// The encoder's 7x7 input layer: f32, except in bf16 on AMX, where it runs split into
+    /// three bf16 products ([`AmxDirectWeights::split`]), as accurate as f32 and faster.
+    fn input_layer(c: &Conv, precision: Precision) -> Result<Self> {
+        let mut conv = Self::new(c, false, Precision::F32)?;
+        if precision == Precision::Bf16 && matches!(conv.kernel, Kernel::Direct(_)) {
+            let (cout, cin, k, _) = c.weight.dims4()?;
+            if let Some(a) = AmxDirectWeights::split(&values(&c.weight)?, cout, cin, k) {
+                conv.kernel = Kernel::AmxDirect(a);
+            }
+        }
+        Ok(conv)
     }
 
     fn bias(c: &Conv) -> Result<Vec<f32>> {
@@ -501,7 +515,7 @@ impl CpuNet {
         let p = precision;
         Ok(Self {
             precision,
-            first: CpuConv::new(&net.model1.conv, false, Precision::F32)?,
+            first: CpuConv::input_layer(&net.model1.conv, p)?,
             down1: CpuBlock::down(&net.model1.down1, Precision::F32)?,
             down2: CpuBlock::down(&net.model1.down2, Precision::F32)?,
             channels: net.config().channels(),

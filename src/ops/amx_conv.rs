@@ -35,7 +35,10 @@ pub(crate) struct AmxDirectWeights {
     packed: Vec<u32>,
     cout: usize,
     cin: usize,
-    /// Channels of the pixel-major band: `cin` rounded up to even (pairs of bf16 are u32 lanes).
+    /// Three band channels per input channel (see [`AmxDirectWeights::split`]).
+    split: bool,
+    /// Channels of the pixel-major band: `cin` (`3 * cin` split) rounded up to even (pairs of
+    /// bf16 are u32 lanes).
     cp: usize,
     k: usize,
     /// Run slices per kernel row: `ceil(k * cp / 32)`.
@@ -48,6 +51,39 @@ impl AmxDirectWeights {
     /// `w` is (cout, cin, k, k) as PyTorch stores it. `None` where AMX is unavailable or the
     /// sizes do not fit.
     pub(crate) fn new(w: &[f32], cout: usize, cin: usize, k: usize) -> Option<Self> {
+        Self::build(w, cout, cin, k, false)
+    }
+
+    /// The same to f32 accuracy ("bf16x3"): each value `v` is split into `hi = bf16(v)` and
+    /// `lo = bf16(v - hi)`, and a product is `x_hi w_hi + x_hi w_lo + x_lo w_hi` (the band holds
+    /// `x_hi, x_hi, x_lo` per channel, the weights `w_hi, w_lo, w_hi`), so the error is that of
+    /// the dropped `x_lo w_lo`, about 2^-16 of the product. Three times the tile work: for the
+    /// 7x7 input layer (3 channels, one run slice becomes three) it is still faster than f32,
+    /// where rounding that layer to bf16 costs too much accuracy downstream.
+    pub(crate) fn split(w: &[f32], cout: usize, cin: usize, k: usize) -> Option<Self> {
+        if w.len() != cout.checked_mul(cin)?.checked_mul(k)?.checked_mul(k)? {
+            return None;
+        }
+        let taps = k * k;
+        let mut w3 = vec![0f32; cout * 3 * cin * taps];
+        for co in 0..cout {
+            for ci in 0..cin {
+                for t in 0..taps {
+                    let v = w[(co * cin + ci) * taps + t];
+                    let hi = bf16::from_f32(v).to_f32();
+                    let base = (co * 3 * cin + 3 * ci) * taps + t;
+                    w3[base] = hi;
+                    w3[base + taps] = v - hi;
+                    w3[base + 2 * taps] = hi;
+                }
+            }
+        }
+        let mut built = Self::build(&w3, cout, 3 * cin, k, true)?;
+        built.cin = cin;
+        Some(built)
+    }
+
+    fn build(w: &[f32], cout: usize, cin: usize, k: usize, split: bool) -> Option<Self> {
         if !amx::available() || cout == 0 || cin == 0 || k == 0 {
             return None;
         }
@@ -89,6 +125,7 @@ impl AmxDirectWeights {
             packed,
             cout,
             cin,
+            split,
             cp,
             k,
             slices,
@@ -167,13 +204,23 @@ pub(crate) fn conv(
                     LINE.with(|cell| {
                         let mut tmp = cell.borrow_mut();
                         tmp.resize(w.cp * wpa, 0.0);
-                        for (ci, t) in tmp.chunks_mut(wpa).enumerate() {
-                            if ci < d.cin {
-                                let plane = &x[ci * d.h * d.w..(ci + 1) * d.h * d.w];
-                                line.fill(&mut t[..wp], &plane[rows[y0 + r] * d.w..][..d.w]);
-                                t[wp..].fill(0.0);
-                            } else {
+                        let per = if w.split { 3 } else { 1 };
+                        for (c, t) in tmp.chunks_mut(wpa * per).enumerate() {
+                            if c >= d.cin {
                                 t.fill(0.0);
+                                continue;
+                            }
+                            let plane = &x[c * d.h * d.w..(c + 1) * d.h * d.w];
+                            let (first, more) = t.split_at_mut(wpa.min(t.len()));
+                            line.fill(&mut first[..wp], &plane[rows[y0 + r] * d.w..][..d.w]);
+                            first[wp..].fill(0.0);
+                            if w.split {
+                                let (hi, lo) = more.split_at_mut(wpa);
+                                for ((v, h), l) in first.iter_mut().zip(hi).zip(lo) {
+                                    let rounded = bf16::from_f32(*v).to_f32();
+                                    (*h, *l) = (rounded, *v - rounded);
+                                    *v = rounded;
+                                }
                             }
                         }
                         // SAFETY: `available()` implies AVX-512 BF16; `tmp` holds `cp` lines of
@@ -459,9 +506,89 @@ mod tests {
         }
     }
 
+    /// Split into three bf16 products, the input layer's shapes match the f32 convolution of the
+    /// unrounded values to about 2^-16 (plain bf16 would be off by about 2^-9).
+    #[test]
+    fn split_matches_the_f32_convolution() {
+        if !amx::available() {
+            eprintln!("SKIPPED amx direct conv (split): this CPU (or OS) has no AMX-BF16");
+            return;
+        }
+        let cases = [
+            (3, 64, 13, 37, ConvGeometry::new(7, 1, 3, 1)),
+            (3, 5, 20, 70, ConvGeometry::new(7, 1, 3, 1)),
+            (2, 16, 9, 21, ConvGeometry::new(3, 1, 1, 2)),
+        ];
+        for (i, (cin, cout, h, wd, g)) in cases.into_iter().enumerate() {
+            // Non-integer inputs, so that the input's own split matters too.
+            let x = (seeded(&[1, cin, h, wd], 30 + i as u32) * 60.7).unwrap();
+            let wt = seeded(&[cout, cin, g.kernel, g.kernel], 40 + i as u32);
+            let b = seeded(&[cout], 50 + i as u32);
+            let want = conv2d_generic(&x, &wt, &b, g).unwrap();
+            let plain = conv2d_generic(
+                &x.to_dtype(candle_core::DType::BF16)
+                    .unwrap()
+                    .to_dtype(candle_core::DType::F32)
+                    .unwrap(),
+                &wt.to_dtype(candle_core::DType::BF16)
+                    .unwrap()
+                    .to_dtype(candle_core::DType::F32)
+                    .unwrap(),
+                &b,
+                g,
+            )
+            .unwrap();
+            let (ho, wo) = g.output_hw(h, wd).unwrap();
+            let d = Dims {
+                cin,
+                h,
+                w: wd,
+                cout,
+                ho,
+                wo,
+            };
+            let xs: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+            let ws: Vec<f32> = wt.flatten_all().unwrap().to_vec1().unwrap();
+            let bs: Vec<f32> = b.to_vec1().unwrap();
+            let packed = AmxDirectWeights::split(&ws, cout, cin, g.kernel).unwrap();
+            let mut out = vec![f32::NAN; cout * ho * wo];
+            conv(
+                &g,
+                &d,
+                &xs,
+                &packed,
+                Some(&bs),
+                &mut out,
+                false,
+                &mut Vec::new(),
+            )
+            .unwrap();
+            let want: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
+            let plain: Vec<f32> = plain.flatten_all().unwrap().to_vec1().unwrap();
+            let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+            let worst = |v: &[f32]| {
+                v.iter()
+                    .zip(&want)
+                    .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+                    / scale
+            };
+            let (split_err, plain_err) = (worst(&out), worst(&plain));
+            assert!(
+                split_err <= 2e-5,
+                "case {i}: split error {split_err} of the scale"
+            );
+            // The check can tell: plain bf16 is far off the same bound.
+            assert!(
+                plain_err > 20.0 * split_err,
+                "case {i}: {plain_err} vs {split_err}"
+            );
+        }
+    }
+
     #[test]
     fn refuses_weights_that_do_not_fit() {
         assert!(AmxDirectWeights::new(&[1.0; 26], 1, 3, 3).is_none());
+        assert!(AmxDirectWeights::split(&[1.0; 26], 1, 3, 3).is_none());
         if !amx::available() {
             return;
         }
