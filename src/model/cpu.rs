@@ -40,8 +40,9 @@ pub enum Precision {
     #[default]
     F32,
     /// bf16 operands, f32 accumulation, for the layers after the Inspiration layer (the
-    /// residual and upsampling blocks and the 7x7 output layer: most of the work); their thin
-    /// direct-convolution layers go bf16 only on AMX (`ops::amx_conv`), elsewhere they stay f32.
+    /// residual and upsampling blocks and the 7x7 output layer: most of the work). On AMX their
+    /// stride-1 k x k layers run as direct tile convolutions (`ops::amx_conv`); elsewhere the
+    /// thin ones stay f32 (`ops::direct`).
     /// The encoder and the Inspiration layer, where the style statistics are matched, the norms
     /// and the sums stay f32: on the random-weight parity fixtures that halves bf16's error
     /// (mean |Δ| 0.4-0.8 instead of 0.6-2.4 on 0..255, see `tests/fast_path.rs`). The encoder's
@@ -92,12 +93,17 @@ impl CpuConv {
         let g = c.geometry;
         let w = values(&c.weight)?;
         let strategy = Strategy::of(&g, cin, cout);
-        let kernel = if direct::suits(&g, cin, cout) {
-            match precision {
-                Precision::Bf16 => AmxDirectWeights::new(&w, cout, cin, k).map(Kernel::AmxDirect),
-                Precision::F32 => None,
-            }
-            .unwrap_or_else(|| Kernel::Direct(DirectWeights::new(&w, cout, cin, k)))
+        // In bf16 on AMX every stride-1 k x k layer runs straight from a pixel-major band
+        // (`ops::amx_conv`): the thin layers, and the 3x3s of the residual and upsampling
+        // blocks, whose im2col + packing cost more than their tile products.
+        let amx = match precision {
+            Precision::Bf16 if g.stride == 1 && k > 1 => AmxDirectWeights::new(&w, cout, cin, k),
+            _ => None,
+        };
+        let kernel = if let Some(a) = amx {
+            Kernel::AmxDirect(a)
+        } else if direct::suits(&g, cin, cout) {
+            Kernel::Direct(DirectWeights::new(&w, cout, cin, k))
         } else {
             let laid = match strategy {
                 Strategy::ShiftAdd => shift_add_weights(&w, cout, cin, k),

@@ -1,5 +1,8 @@
-//! The thin layers' direct convolution (`ops::direct`) on Intel AMX tiles, for the bf16 path:
-//! the full-resolution 7x7 input and output layers and the upsampling 3x3 layer with few channels.
+//! Direct convolution on Intel AMX tiles, for the bf16 path: every stride-1 k x k layer after
+//! the Inspiration layer (the residual and upsampling blocks' 3x3s, the 7x7 output layer), and
+//! the 7x7 input layer split for f32 accuracy ([`AmxDirectWeights::split`]). For the thin layers
+//! it replaces `ops::direct`; for the 3x3s the im2col + packing of the GEMM path, which cost
+//! more than the tile products (the built-in model's six residual 3x3s: 7.8 -> 3.3 ms).
 //!
 //! Each output tile is 16 pixels of a row x 16 output channels, so no im2col is needed. The input
 //! band is rounded to bf16 once, padded and upsampled, and stored pixel-major (`HWC`, channels
@@ -434,7 +437,8 @@ mod tests {
 
     /// Against the f64 convolution of the bf16-rounded input and weights (candle's conv of the
     /// rounded tensors, in f32), for the shapes MSG-Net runs here: 3 -> 64 and 64 -> 3 at 7x7,
-    /// 16 -> 16 upsampling 3x3, odd channel counts and widths, with and without accumulation.
+    /// the 3x3s (upsampling or not) of 16 to 128 channels, odd channel counts and widths, with and
+    /// without accumulation.
     #[test]
     fn matches_the_rounded_convolution() {
         if !amx::available() {
@@ -447,6 +451,10 @@ mod tests {
             (16, 16, 9, 21, ConvGeometry::new(3, 1, 1, 2)),
             (5, 20, 6, 7, ConvGeometry::new(5, 1, 2, 1)),
             (3, 40, 30, 130, ConvGeometry::new(7, 1, 3, 1)),
+            // The residual blocks' and the upsampling blocks' 3x3s; 48 outputs pad a tile group.
+            (64, 64, 10, 37, ConvGeometry::new(3, 1, 1, 1)),
+            (32, 48, 6, 11, ConvGeometry::new(3, 1, 1, 2)),
+            (128, 32, 5, 20, ConvGeometry::new(3, 1, 1, 1)),
         ];
         let round = |t: &Tensor| {
             t.to_dtype(candle_core::DType::BF16)
