@@ -18,6 +18,12 @@
 //! Sums are f32, as in `ops::amx`; the outputs are transposed back to planes (`CHW`) with
 //! gathers.
 
+// Elsewhere `AmxDirectWeights::new` is always `None` and the kernels are not compiled.
+#![cfg_attr(
+    not(target_arch = "x86_64"),
+    allow(dead_code, unused_imports, unused_variables)
+)]
+
 use candle_core::{bail, Result};
 use half::bf16;
 use rayon::prelude::*;
