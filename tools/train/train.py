@@ -56,6 +56,10 @@ def parse_args(argv=None):
     p.add_argument("--gram-weight", type=float, default=0.0,
                    help="--teacher: also the relative Gram loss to the painting (as --style-weight does "
                         "without a teacher)")
+    p.add_argument("--tgram-weight", type=float, default=0.0,
+                   help="--teacher: relative Gram loss between the output's and the teacher output's "
+                        "Tiny Darknet taps, per item (texture statistics of the target without "
+                        "asking for each stroke in its place, which L1 can only blur)")
     p.add_argument("--stab-weight", type=float, default=0.0,
                    help="stability: L1 between warp(net(x)) and net(warp(x) + noise)")
     p.add_argument("--stab-shift", type=float, default=2.0, help="largest synthetic motion, pixels")
@@ -81,6 +85,9 @@ def parse_args(argv=None):
     p.add_argument("--style-max", type=int, default=768, help="largest style size at crop 256")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-final", type=float, default=None,
+                   help="cosine decay of the learning rate to this over --lr-decay-steps steps of this run")
+    p.add_argument("--lr-decay-steps", type=int, default=0)
     p.add_argument("--content-weight", type=float, default=1.0)
     p.add_argument("--style-weight", type=float, default=1.0)
     p.add_argument("--tv-weight", type=float, default=0.0)
@@ -290,6 +297,15 @@ def feature_loss(fy, ft, taps):
     return total
 
 
+def teacher_gram_loss(fy, ft, taps):
+    """Per item, the relative squared error of the Grams of the output's and the teacher's taps."""
+    total = 0.0
+    for t, w in taps.items():
+        g, gt = gram(fy[t]), gram(ft[t])
+        total = total + w * ((g - gt).pow(2).sum((1, 2)) / gt.pow(2).sum((1, 2)).clamp_min(1e-20)).mean()
+    return total
+
+
 def content_loss(f, fc, norm):
     """MSE of the content features; 'relative' divides by the mean square of the target features."""
     loss = F.mse_loss(f.float(), fc)
@@ -371,18 +387,22 @@ def teacher_step(args, net, lossnet, data, styles, gram_cache, step, dev, motion
     y = y.float()
     l1 = (y - t).abs().mean() / 255.0
     loss = args.l1_weight * l1
-    lf = torch.zeros(())
-    if args.feat_weight > 0 or args.gram_weight > 0:
+    lf, lg = torch.zeros(()), torch.zeros(())
+    if args.feat_weight > 0 or args.gram_weight > 0 or args.tgram_weight > 0:
         taps = set(FEAT_TAPS) | (set(STYLE_TAPS) if args.gram_weight > 0 else set())
         with ac:
             fy = lossnet(bgr255_to_rgb01(y), taps)
         fy = {k: v.float() for k, v in fy.items()}
-        if args.feat_weight > 0:
+        if args.feat_weight > 0 or args.tgram_weight > 0:
             with torch.no_grad(), ac:
                 ft = lossnet(bgr255_to_rgb01(t), set(FEAT_TAPS))
             ft = {k: v.float() for k, v in ft.items()}
+        if args.feat_weight > 0:
             lf = feature_loss(fy, ft, FEAT_TAPS)
             loss = loss + args.feat_weight * lf
+        if args.tgram_weight > 0:
+            lg = teacher_gram_loss(fy, ft, FEAT_TAPS)
+            loss = loss + args.tgram_weight * lg
         if args.gram_weight > 0:
             key = ("gram", si, size)
             if key not in gram_cache:
@@ -398,7 +418,7 @@ def teacher_step(args, net, lossnet, data, styles, gram_cache, step, dev, motion
             ym = net(moved.to(dev))
         ls = stability_loss(y[:k], ym.float(), grid.to(dev))
         loss = loss + args.stab_weight * ls
-    return loss, l1, lf, ls, si, lv, x, y
+    return loss, l1, lf, ls, si, lv, x, y, lg
 
 
 def save_ckpt(path, net, opt, step, args, rngs, ema, wall):
@@ -500,14 +520,19 @@ def main(argv=None):
             import shutil
             shutil.copyfile(latest, os.path.join(args.out, f"{tag}.pt"))
 
+    step0 = step
     while True:
+        if args.lr_decay_steps and args.lr_final is not None:
+            f = min(1.0, (step - step0) / args.lr_decay_steps)
+            for g in opt.param_groups:
+                g["lr"] = args.lr_final + (args.lr - args.lr_final) * 0.5 * (1 + math.cos(math.pi * f))
         if args.max_steps is not None and step >= args.max_steps:
             break
         if deadline is not None and time.time() >= deadline:
             break
         if args.teacher:
-            loss, lc, ls, ltv, si, ssize, x, y = teacher_step(args, net, lossnet, data, styles, gram_cache,
-                                                              step, dev, motion_gen, pending, style_images)
+            loss, lc, ls, ltv, si, ssize, x, y, lg = teacher_step(args, net, lossnet, data, styles, gram_cache,
+                                                                  step, dev, motion_gen, pending, style_images)
         else:
             si, ssize = styles.next()
             x = data.batch(args.batch).to(dev)
@@ -544,10 +569,12 @@ def main(argv=None):
         e["n"] += 1
         if step % args.log_every == 0:
             names = ("l1", "feat", "stab") if args.teacher else ("content", "stylel", "tv")
-            log.write(json.dumps({"step": step, "t": round(wall0 + time.time() - t_start, 1), "style": name,
-                                  "size": ssize, names[0]: round(lc_f, 6), names[1]: round(ls_f, 6),
-                                  names[2]: round(float(ltv.detach()), 6),
-                                  "loss": round(float(loss.detach()), 6)}) + "\n")
+            rec = {"step": step, "t": round(wall0 + time.time() - t_start, 1), "style": name,
+                   "size": ssize, names[0]: round(lc_f, 6), names[1]: round(ls_f, 6),
+                   names[2]: round(float(ltv.detach()), 6), "loss": round(float(loss.detach()), 6)}
+            if args.teacher and args.tgram_weight > 0:
+                rec["tgram"] = round(float(lg.detach()), 6)
+            log.write(json.dumps(rec) + "\n")
         if step % args.summary_every == 0:
             now = time.time()
             rate = n_rate / (now - t_rate)
