@@ -73,7 +73,8 @@ def parse_args(argv=None):
     p.add_argument("--target-grad-crop", type=int, default=0,
                    help="--teacher: also train the encoder through the style path, with the Gram of a "
                         "random crop this large of the S x S style image (straight-through; 0 = off)")
-    p.add_argument("--levels", default=None, help="--teacher: only these levels, e.g. b0.5,b1,b2")
+    p.add_argument("--levels", default=None, help="--teacher: only these levels, e.g. b0.5,b1,b2 or b1,s0.5,s2 "
+                   "(teacher.py --content-scales)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--bf16", action="store_true",
                    help="bf16 autocast on the CPU too (needs avx512_bf16/AMX to pay off; CUDA always uses it)")
@@ -214,7 +215,7 @@ class TeacherData:
                     e = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                if e.get("kind") != "train" or e["photo"] in self.banned:
+                if e.get("kind") != "train" or e["photo"].split("@")[0] in self.banned:
                     continue
                 if self.want and e["level"] not in self.want:
                     continue
