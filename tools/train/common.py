@@ -200,3 +200,41 @@ def synthetic_picture(h: int = 256, w: int = 256, seed: int = 0) -> np.ndarray:
     check = (v > 0.88) & ((((xx // 16) + (yy // 16)) % 2) == 0)  # checkerboard strip
     img[check] = [0.85, 0.2, 0.2]
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def _pink_noise(h: int, w: int, rng: np.random.Generator, beta: float) -> np.ndarray:
+    """Zero-mean, unit-variance noise with a 1 / f^beta power spectrum (clouds, foliage)."""
+    f = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.fftfreq(w)[None] ** 2)
+    f[0, 0] = 1.0
+    spec = (rng.normal(size=(h, w)) + 1j * rng.normal(size=(h, w))) / f ** (beta / 2)
+    x = np.real(np.fft.ifft2(spec))
+    return (x - x.mean()) / (x.std() + 1e-9)
+
+
+def swatch_scene(h: int = 256, w: int = 256, seed: int = 0) -> np.ndarray:
+    """The picture the panel's swatches show each style on, (H, W, 3) uint8 RGB, made in code: a
+    sky with clouds and a sun, a wooded hill, a house and a tree.  Its cloud and foliage
+    textures give a style's strokes something to work on, so the swatches differ in texture as
+    well as palette (on the flat synthetic_picture they differed mostly in colour)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    u, v = xx / (w - 1), yy / (h - 1)
+    img = np.stack([0.35 + 0.4 * u, 0.55 + 0.25 * v, 0.95 - 0.25 * v], -1)  # sky
+    img += 0.18 * np.clip(_pink_noise(h, w, rng, 2.6), 0, None)[..., None]  # clouds
+    img[np.hypot(xx - 0.75 * w, yy - 0.22 * h) < 0.09 * w] = [1.0, 0.85, 0.35]  # sun
+    foliage = _pink_noise(h, w, rng, 1.6)
+    ridge = 0.55 + 0.08 * np.sin(u * 2 * np.pi * 1.3 + 0.5) + 0.03 * _pink_noise(1, w, rng, 2.0)[0][None]
+    hill = v > ridge
+    img[hill] = (np.stack([0.25 + 0.1 * u, 0.5 - 0.15 * v, 0.2 + 0 * u], -1) + 0.08 * foliage[..., None])[hill]
+    x0, x1, y0, y1 = int(0.18 * w), int(0.42 * w), int(0.52 * h), int(0.78 * h)
+    img[y0:y1, x0:x1] = [0.85, 0.75, 0.6]  # house
+    rh, cx, half = int(0.14 * h), (x0 + x1) / 2, (x1 - x0) / 2 + 6
+    for r in range(rh):  # roof
+        k = half * (r + 1) / rh
+        img[y0 - rh + r, int(cx - k):int(cx + k)] = [0.65, 0.15, 0.12]
+    img[int(0.62 * h):y1, int(0.27 * w):int(0.33 * w)] = [0.3, 0.2, 0.12]  # door
+    img[int(0.57 * h):int(0.64 * h), int(0.35 * w):int(0.40 * w)] = [0.2, 0.35, 0.6]  # window
+    crown = np.hypot(xx - 0.72 * w, (yy - 0.5 * h) * 1.2) < 0.11 * w
+    img[crown] = (np.array([0.15, 0.42, 0.15]) + 0.1 * foliage[..., None])[crown]
+    img[int(0.58 * h):int(0.75 * h), int(0.705 * w):int(0.735 * w)] = [0.35, 0.22, 0.1]  # trunk
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)

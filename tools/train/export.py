@@ -11,7 +11,7 @@ writes
                                            net.target_of(style squashed to S x S, BGR 0..255),
                                            [1, C, C] float16, for every S in --sizes; and
                                            `swatch.<stem>` = [96, 96, 3] u8 RGB, the network's
-                                           output on a synthetic procedural picture (no photo).
+                                           output on swatch_scene(), a scene made in code (no photo).
 It prints the f16-vs-f32 output difference, the log-size interpolation error of the Grams at
 in-between sizes, and the file sizes (limit: 25 MB together).
 """
@@ -30,7 +30,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (DEFAULT_STYLES, load_net_from_ckpt, load_rgb, resize_rgb, save_weights,  # noqa: E402
-                    stem, style_paths, style_tensor, synthetic_picture, to_bgr_tensor, to_rgb_u8)
+                    stem, style_paths, style_tensor, swatch_scene, synthetic_picture, to_bgr_tensor,
+                    to_rgb_u8)
 
 LIMIT = 25_000_000
 
@@ -44,7 +45,7 @@ def parse_args(argv=None):
     p.add_argument("--check-sizes", default="362,724",
                    help="in-between sizes where the log-size interpolation error is measured ('' to skip)")
     p.add_argument("--swatch-style-size", type=int, default=512,
-                   help="style size for the swatches (the synthetic picture is 256x256): brush 1")
+                   help="style size for the swatches (the swatch scene is 256x256): brush 1")
     p.add_argument("--f32", action="store_true", help="store the weights as float32")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
@@ -111,6 +112,7 @@ def main(argv=None):
 
     # ---- styles: Grams at several sizes + swatches -------------------------------------------
     out = {}
+    scene = to_bgr_tensor(swatch_scene(256, 256))
     errs = {s: [] for s in checks}
     f16err = []
     with torch.inference_mode():
@@ -126,7 +128,7 @@ def main(argv=None):
                 if sizes[0] < s < sizes[-1]:
                     errs[s].append(rel(interp_log(gs, s), net.target_of(style_tensor(rgb, s))))
             net.set_target(style_tensor(rgb, args.swatch_style_size))
-            y = to_rgb_u8(net(pic))
+            y = to_rgb_u8(net(scene))
             out[f"swatch.{name}"] = torch.from_numpy(resize_rgb(y, 96, 96).copy()).contiguous()
             print(f"  {name}: grams {sizes}, swatch", flush=True)
     spath = os.path.join(args.out_dir, "stylecam21-styles.safetensors")
