@@ -208,7 +208,18 @@ def main(argv=None):
           f"{todo} targets to compute", flush=True)
     t0, n = time.time(), 0
 
-    def report(n):
+    def record(log, pname, photo, style, lv, target):
+        """Write a target (and its photo, once) atomically and list it in the manifest."""
+        nonlocal n
+        cpath = os.path.join(args.cache, "photos", pname + ".png")
+        if not os.path.exists(cpath):
+            write_png_atomic(cpath, photo)
+        rel = os.path.join("targets", style, lv, pname.split("@")[0] + ".png")
+        write_png_atomic(os.path.join(args.cache, rel), target)
+        log.write(json.dumps({"photo": pname, "style": style, "level": lv, "kind": kind,
+                              "file": rel, "h": target.shape[0], "w": target.shape[1]}) + "\n")
+        log.flush()
+        n += 1
         if n % 100 == 0:
             rate = n / (time.time() - t0)
             print(f"{n}/{todo} targets, {rate:.2f}/s, eta {(todo - n) / rate / 60:.0f} min", flush=True)
@@ -222,36 +233,15 @@ def main(argv=None):
                     lv = level_name(z)
                     if (name, stem(sp), lv) in done:
                         continue
-                    if crop is None:
-                        crop = photo_crop(ph)
-                        cpath = os.path.join(args.cache, "photos", name + ".png")
-                        if not os.path.exists(cpath):
-                            write_png_atomic(cpath, crop)
-                    rel = os.path.join("targets", stem(sp), lv, name + ".png")
-                    write_png_atomic(os.path.join(args.cache, rel),
-                                     teacher.stylize(crop, vectors[(stem(sp), lv)]))
-                    log.write(json.dumps({"photo": name, "style": stem(sp), "level": lv, "kind": kind,
-                                          "file": rel, "h": crop.shape[0], "w": crop.shape[1]}) + "\n")
-                    log.flush()
-                    n += 1
-                    report(n)
+                    crop = photo_crop(ph) if crop is None else crop
+                    record(log, name, crop, stem(sp), lv, teacher.stylize(crop, vectors[(stem(sp), lv)]))
                 for z in scales:
                     lv, pname = scale_level_name(z), scaled_name(name, z)
                     if (pname, stem(sp), lv) in done:
                         continue
-                    if crop is None:
-                        crop = photo_crop(ph)
+                    crop = photo_crop(ph) if crop is None else crop
                     photo, target = content_scaled(teacher, crop, vectors[(stem(sp), level_name(1.0))], z)
-                    cpath = os.path.join(args.cache, "photos", pname + ".png")
-                    if not os.path.exists(cpath):
-                        write_png_atomic(cpath, photo)
-                    rel = os.path.join("targets", stem(sp), lv, name + ".png")
-                    write_png_atomic(os.path.join(args.cache, rel), target)
-                    log.write(json.dumps({"photo": pname, "style": stem(sp), "level": lv, "kind": kind,
-                                          "file": rel, "h": target.shape[0], "w": target.shape[1]}) + "\n")
-                    log.flush()
-                    n += 1
-                    report(n)
+                    record(log, pname, photo, stem(sp), lv, target)
     print(f"done: {n} targets in {(time.time() - t0) / 60:.1f} min", flush=True)
 
 
