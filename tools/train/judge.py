@@ -18,6 +18,9 @@ Measures (all on the same held-out photo crops the teacher saw, 288 x 384):
         with filters no training loss uses).
    Each descriptor dimension is z-scored over the 21 paintings; nearest = smallest Euclidean
    distance.  Reported: the share of outputs whose nearest painting is their own (chance 1/21).
+   Also reported: the mean squared z-distance of the outputs to their own painting under D1,
+   split into its colour moments and its fine and coarse orientation histograms (where a subject
+   misses).
 2. Brush: the stroke scale of the outputs at brush 0.5 and 2, as the centroid frequency of the
    whitened (f^2-weighted) radially averaged power spectrum of the luminance (cycles/px; lower =
    larger strokes), per style, averaged over photos.
@@ -123,6 +126,8 @@ class RandomCnnGram:
 
 
 DESCRIPTORS = {"D1 colour+orientation": descriptor_d1, "D2 random-CNN Gram": RandomCnnGram()}
+# descriptor_d1's parts: 9 colour moments, then two orientation histograms of 8 bins + log energy.
+D1_PARTS = {"colour": slice(0, 9), "orientation fine": slice(9, 18), "orientation coarse": slice(18, 27)}
 
 
 class Nearest:
@@ -138,6 +143,12 @@ class Nearest:
     def __call__(self, rgb) -> str:
         v = (self.fn(rgb) - self.mu) / self.sd
         return self.names[int(np.argmin(((self.ref - v) ** 2).sum(1)))]
+
+    def parts(self, rgb, own: str, parts: dict) -> dict:
+        """Squared z-distance to the painting `own`, split by descriptor part: where an output
+        misses its painting."""
+        d = ((self.fn(rgb) - self.mu) / self.sd - self.ref[self.names.index(own)]) ** 2
+        return {k: float(d[sl].sum()) for k, sl in parts.items()}
 
 
 # ---------------------------------------------------------------------------------- other measures
@@ -279,17 +290,19 @@ def main(argv=None):
             return out
 
         hits = {k: {s: 0 for s in styles} for k in judges}
-        edges = []
+        edges, d1_parts = [], []
         for pn, rgb in crops.items():
             for sname in styles:
                 out = run(rgb, sname, 1.0, pn)
                 for k, judge in judges.items():
                     hits[k][sname] += judge(out) == sname
                 edges.append(edge_agreement(rgb, out))
+                d1_parts.append(judges["D1 colour+orientation"].parts(out, sname, D1_PARTS))
         n = len(crops)
         r = {"recognised": {k: sum(v.values()) / (n * len(styles)) for k, v in hits.items()},
              "recognised_per_style": {k: {s: c / n for s, c in v.items()} for k, v in hits.items()},
-             "edge_agreement": float(np.mean(edges))}
+             "edge_agreement": float(np.mean(edges)),
+             "d1_distance_parts": {k: float(np.mean([d[k] for d in d1_parts])) for k in D1_PARTS}}
         if subj != "photo":
             few = list(crops.items())[:args.brush_photos]
             scale, flick = {}, []
@@ -313,7 +326,9 @@ def main(argv=None):
             extra += f", flicker {r['flicker']:.2f}"
         if "brush_coarser_at_2" in r:
             extra += f", brush 2 coarser than 0.5 for {r['brush_coarser_at_2']}/{len(styles)} styles"
-        print(f"{name}: recognised {rec}; edges {r['edge_agreement']:.3f}{extra} ({r['seconds']} s)", flush=True)
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in r["d1_distance_parts"].items())
+        print(f"{name}: recognised {rec}; edges {r['edge_agreement']:.3f}{extra}; D1 distance to own "
+              f"painting by part: {parts} ({r['seconds']} s)", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"photos": list(crops), "results": results}, f, indent=1,
