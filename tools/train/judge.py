@@ -140,14 +140,17 @@ class Nearest:
         self.mu, self.sd = d.mean(0), d.std(0) + 1e-6
         self.ref = (d - self.mu) / self.sd
 
-    def __call__(self, rgb) -> str:
-        v = (self.fn(rgb) - self.mu) / self.sd
+    def z(self, rgb) -> np.ndarray:
+        """The z-scored descriptor of an image."""
+        return (self.fn(rgb) - self.mu) / self.sd
+
+    def nearest(self, v: np.ndarray) -> str:
         return self.names[int(np.argmin(((self.ref - v) ** 2).sum(1)))]
 
-    def parts(self, rgb, own: str, parts: dict) -> dict:
-        """Squared z-distance to the painting `own`, split by descriptor part: where an output
-        misses its painting."""
-        d = ((self.fn(rgb) - self.mu) / self.sd - self.ref[self.names.index(own)]) ** 2
+    def parts(self, v: np.ndarray, own: str, parts: dict) -> dict:
+        """Squared z-distance of `v` to the painting `own`, split by descriptor part: where an
+        output misses its painting."""
+        d = (v - self.ref[self.names.index(own)]) ** 2
         return {k: float(d[sl].sum()) for k, sl in parts.items()}
 
 
@@ -295,9 +298,11 @@ def main(argv=None):
             for sname in styles:
                 out = run(rgb, sname, 1.0, pn)
                 for k, judge in judges.items():
-                    hits[k][sname] += judge(out) == sname
+                    v = judge.z(out)
+                    hits[k][sname] += judge.nearest(v) == sname
+                    if k == "D1 colour+orientation":
+                        d1_parts.append(judge.parts(v, sname, D1_PARTS))
                 edges.append(edge_agreement(rgb, out))
-                d1_parts.append(judges["D1 colour+orientation"].parts(out, sname, D1_PARTS))
         n = len(crops)
         r = {"recognised": {k: sum(v.values()) / (n * len(styles)) for k, v in hits.items()},
              "recognised_per_style": {k: {s: c / n for s, c in v.items()} for k, v in hits.items()},
