@@ -1,5 +1,12 @@
 #!/usr/bin/env python3
-"""Judge stylised outputs on held-out photos (never trained on, never used to pick a model).
+"""Judge stylised outputs on held-out photos (never trained on).
+
+Two sets of held-out photos (`--set`):
+  select (default): ../shared/content's 5 + the first 25 held-out training-folder photos.  These
+      have been used to compare training arms and pick the weights to ship (model selection).
+  test: the other 35 held-out photos.  Never used to pick weights (the descriptors below were
+      calibrated on Magenta's outputs for them, before any student was judged): the unbiased
+      figure for the shipped weights.
 
     python3 tools/train/judge.py --model models/stylecam21.safetensors --model /work/run/final.pt \\
         --magenta --photo --json /tmp/judge.json
@@ -50,6 +57,8 @@ from common import (DEFAULT_STYLES, load_net_from_ckpt, load_rgb, split_photos, 
 from teacher import photo_crop  # noqa: E402
 
 BASE_STYLE_SIZE = 512
+# Held-out training-folder photos in the 'select' set; the rest of them form the 'test' set.
+SELECT_FOLDER_PHOTOS = 25
 
 
 # ---------------------------------------------------------------------------------- descriptors
@@ -239,7 +248,11 @@ def main(argv=None):
     p.add_argument("--photo", action="store_true", help="also judge the unstyled photo (chance)")
     p.add_argument("--cache", default="/work/teacher-cache", help="teacher.py cache (held-out targets)")
     p.add_argument("--styles", default=DEFAULT_STYLES)
-    p.add_argument("--photos", type=int, default=30, help="held-out photos for recognition/content")
+    p.add_argument("--set", choices=["select", "test"], default="select",
+                   help="held-out photo set: 'select' (used to pick weights) or 'test' (never used)")
+    p.add_argument("--photos", type=int, default=None,
+                   help="at most this many photos of the set for recognition/content (default: all; "
+                        "select has 30, test 35)")
     p.add_argument("--brush-photos", type=int, default=8, help="held-out photos for brush and flicker")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=None, help="write all numbers here")
@@ -250,8 +263,11 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
 
     _, heldout = split_photos()
-    # The 5 photos of ../shared/content are last in the held-out list: always include them.
-    photos = heldout[-5:] + heldout[:max(0, args.photos - 5)]
+    if args.set == "select":
+        # The 5 photos of ../shared/content are last in the held-out list: always include them.
+        photos = (heldout[-5:] + heldout[:SELECT_FOLDER_PHOTOS])[:args.photos]
+    else:
+        photos = heldout[SELECT_FOLDER_PHOTOS:-5][:args.photos]
     crops = {stem(ph): photo_crop(ph) for ph in photos}
     spaths = style_paths(args.styles)
     styles = {stem(sp): load_rgb(sp) for sp in spaths}
@@ -336,7 +352,7 @@ def main(argv=None):
               f"painting by part: {parts} ({r['seconds']} s)", flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"photos": list(crops), "results": results}, f, indent=1,
+            json.dump({"set": args.set, "photos": list(crops), "results": results}, f, indent=1,
                       default=lambda o: o.item() if hasattr(o, "item") else str(o))  # numpy scalars
 
 
