@@ -119,8 +119,9 @@ SPLIT_SEED = 20261202
 
 def split_photos(folder: str = DEFAULT_CONTENT, heldout_count: int = HELDOUT_COUNT):
     """(train, heldout) photo paths.  A fixed shuffle of the training folder: its first
-    `heldout_count` photos are never trained on, never used for model selection, and are judged
-    together with ../shared/content (which is never trained on either)."""
+    `heldout_count` photos are never trained on, and are judged together with ../shared/content
+    (which is never trained on either); judge.py splits them into a set used to pick weights and
+    a test set that is not."""
     paths = sorted(glob.glob(os.path.join(folder, "*.jpg")))
     if not paths:
         raise SystemExit(f"no *.jpg in {folder}")

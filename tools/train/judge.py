@@ -4,9 +4,8 @@
 Two sets of held-out photos (`--set`):
   select (default): ../shared/content's 5 + the first 25 held-out training-folder photos.  These
       have been used to compare training arms and pick the weights to ship (model selection).
-  test: the other 35 held-out photos.  Never used to pick weights (the descriptors below were
-      calibrated on Magenta's outputs for them, before any student was judged): the unbiased
-      figure for the shipped weights.
+  test: the other 35 held-out photos.  Never used to pick weights (only the descriptors below
+      were calibrated on Magenta's outputs for them): the unbiased figure for the shipped weights.
 
     python3 tools/train/judge.py --model models/stylecam21.safetensors --model /work/run/final.pt \\
         --magenta --photo --json /tmp/judge.json
