@@ -51,8 +51,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (DEFAULT_STYLES, load_net_from_ckpt, load_rgb, split_photos, stem,  # noqa: E402
-                    style_paths, style_tensor, to_bgr_tensor, to_rgb_u8)
+from common import (DEFAULT_STYLES, HELDOUT_COUNT, load_net_from_ckpt, load_rgb,  # noqa: E402
+                    split_photos, stem, style_paths, style_tensor, to_bgr_tensor, to_rgb_u8)
 from teacher import photo_crop  # noqa: E402
 
 BASE_STYLE_SIZE = 512
@@ -262,11 +262,12 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
 
     _, heldout = split_photos()
+    # ../shared/content's photos come after the training folder's in the held-out list.
+    folder, content = heldout[:HELDOUT_COUNT], heldout[HELDOUT_COUNT:]
     if args.set == "select":
-        # The 5 photos of ../shared/content are last in the held-out list: always include them.
-        photos = (heldout[-5:] + heldout[:SELECT_FOLDER_PHOTOS])[:args.photos]
+        photos = (content + folder[:SELECT_FOLDER_PHOTOS])[:args.photos]
     else:
-        photos = heldout[SELECT_FOLDER_PHOTOS:-5][:args.photos]
+        photos = folder[SELECT_FOLDER_PHOTOS:][:args.photos]
     crops = {stem(ph): photo_crop(ph) for ph in photos}
     spaths = style_paths(args.styles)
     styles = {stem(sp): load_rgb(sp) for sp in spaths}
