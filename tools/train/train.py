@@ -56,6 +56,9 @@ def parse_args(argv=None):
     p.add_argument("--gram-weight", type=float, default=0.0,
                    help="--teacher: also the relative Gram loss to the painting (as --style-weight does "
                         "without a teacher)")
+    p.add_argument("--gram-weight-style", action="append", default=[], metavar="STYLE=W",
+                   help="--teacher: the painting Gram weight for one style (its file stem), instead of "
+                        "--gram-weight; repeat for more styles")
     p.add_argument("--tgram-weight", type=float, default=0.0,
                    help="--teacher: relative Gram loss between the output's and the teacher output's "
                         "Tiny Darknet taps, per item (texture statistics of the target without "
@@ -389,8 +392,9 @@ def teacher_step(args, net, lossnet, data, styles, gram_cache, step, dev, motion
     l1 = (y - t).abs().mean() / 255.0
     loss = args.l1_weight * l1
     lf, lg = torch.zeros(()), torch.zeros(())
-    if args.feat_weight > 0 or args.gram_weight > 0 or args.tgram_weight > 0:
-        taps = set(FEAT_TAPS) | (set(STYLE_TAPS) if args.gram_weight > 0 else set())
+    gram_weight = args.gram_weights.get(styles.names[si], args.gram_weight)
+    if args.feat_weight > 0 or gram_weight > 0 or args.tgram_weight > 0:
+        taps = set(FEAT_TAPS) | (set(STYLE_TAPS) if gram_weight > 0 else set())
         with ac:
             fy = lossnet(bgr255_to_rgb01(y), taps)
         fy = {k: v.float() for k, v in fy.items()}
@@ -404,13 +408,13 @@ def teacher_step(args, net, lossnet, data, styles, gram_cache, step, dev, motion
         if args.tgram_weight > 0:
             lg = teacher_gram_loss(fy, ft, FEAT_TAPS)
             loss = loss + args.tgram_weight * lg
-        if args.gram_weight > 0:
+        if gram_weight > 0:
             key = ("gram", si, size)
             if key not in gram_cache:
                 with torch.no_grad():
                     feats = lossnet(bgr255_to_rgb01(style_tensor(styles.rgb[si], size).to(dev)), STYLE_TAPS)
                 gram_cache[key] = {k: gram(f) for k, f in feats.items()}
-            loss = loss + args.gram_weight * style_loss(fy, gram_cache[key], "relative")
+            loss = loss + gram_weight * style_loss(fy, gram_cache[key], "relative")
     ls = torch.zeros(())
     if args.stab_weight > 0:
         k = min(args.stab_batch, x.shape[0])
@@ -434,6 +438,20 @@ def save_ckpt(path, net, opt, step, args, rngs, ema, wall):
         "saved_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }, tmp)
     os.replace(tmp, path)
+
+
+def parse_style_weights(items, names):
+    """--gram-weight-style STYLE=W items as {style: weight}; a clear exit for a bad item."""
+    out = {}
+    for item in items:
+        name, sep, w = item.rpartition("=")
+        if not sep or name not in names:
+            raise SystemExit(f"--gram-weight-style {item!r}: expected STYLE=W with STYLE one of {names}")
+        try:
+            out[name] = float(w)
+        except ValueError:
+            raise SystemExit(f"--gram-weight-style {item!r}: {w!r} is not a number") from None
+    return out
 
 
 def main(argv=None):
@@ -481,6 +499,7 @@ def main(argv=None):
 
     k = args.crop / 256.0
     styles = Styles(args.styles, max(16, args.style_min * k), max(16, args.style_max * k), rng_style)
+    args.gram_weights = parse_style_weights(args.gram_weight_style, styles.names)
     if args.teacher:
         levels = set(args.levels.split(",")) if args.levels else None
         data = TeacherData(args.teacher, args.crop, rng_content, levels)
