@@ -451,6 +451,8 @@ def parse_style_weights(items, names):
             out[name] = float(w)
         except ValueError:
             raise SystemExit(f"--gram-weight-style {item!r}: {w!r} is not a number") from None
+        if not math.isfinite(out[name]) or out[name] < 0:
+            raise SystemExit(f"--gram-weight-style {item!r}: the weight must be a number >= 0")
     return out
 
 
