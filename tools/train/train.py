@@ -102,7 +102,9 @@ def parse_args(argv=None):
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--resume", default=None, help="checkpoint to continue from (model, optimiser, step, RNG)")
-    p.add_argument("--init", default=None, help="checkpoint/weights to start from (weights only)")
+    p.add_argument("--init", default=None,
+                   help="checkpoint/weights to start from (weights only); with a larger --blocks than "
+                        "the file's, the extra residual blocks start as identity (see grow_blocks)")
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--deadline", default=None, help="stop at this UTC time, HH:MM or ISO (e.g. 15:35)")
     p.add_argument("--max-steps", type=int, default=None, help="stop at this global step")
@@ -440,6 +442,35 @@ def save_ckpt(path, net, opt, step, args, rngs, ema, wall):
     os.replace(tmp, path)
 
 
+def grow_blocks(net, small):
+    """Load `small` (an MSG-Net with fewer residual blocks, same ngf and widths) into `net`: the
+    extra blocks go after the last trained one, with the last conv of their residual branch at
+    zero, so each is the identity and `net` computes what `small` does until training moves
+    them.  A clear exit when the two cannot be matched."""
+    extra = net.n_blocks - small.n_blocks
+    if extra < 0 or net.ngf != small.ngf or net.widths != small.widths:
+        raise SystemExit(f"--init: cannot grow Net(ngf={small.ngf}, blocks={small.n_blocks}, "
+                         f"widths={small.widths}) into Net(ngf={net.ngf}, blocks={net.n_blocks}, "
+                         f"widths={net.widths}); give the same --ngf and --widths and --blocks >= "
+                         f"{small.n_blocks}")
+    first_after = 2 + small.n_blocks  # model.0 = model1, model.1 = ins, then the blocks
+    state = {}
+    for k, v in small.state_dict().items():
+        parts = k.split(".")
+        if parts[0] == "model" and int(parts[1]) >= first_after:
+            parts[1] = str(int(parts[1]) + extra)
+        state[".".join(parts)] = v
+    for i in range(small.n_blocks, net.n_blocks):
+        block = net.model[2 + i]
+        last = [m for m in block.conv_block.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        with torch.no_grad():
+            last.weight.zero_()
+            if last.bias is not None:
+                last.bias.zero_()
+        state.update({f"model.{2 + i}.{k}": v.clone() for k, v in block.state_dict().items()})
+    net.load_weights(state)
+
+
 def parse_style_weights(items, names):
     """--gram-weight-style STYLE=W items as {style: weight}; a clear exit for a bad item."""
     out = {}
@@ -483,7 +514,13 @@ def main(argv=None):
     net = Net(ngf=ngf, n_blocks=blocks, widths=widths)
     if args.init:
         from common import load_net_from_ckpt
-        net.load_weights(load_net_from_ckpt(args.init).state_dict())
+        init = load_net_from_ckpt(args.init)
+        if init.n_blocks == blocks:
+            net.load_weights(init.state_dict())
+        else:
+            grow_blocks(net, init)
+            print(f"--init {args.init}: {init.n_blocks} residual blocks grown to {blocks}, the "
+                  f"{blocks - init.n_blocks} new ones starting as identity", flush=True)
     net.to(dev).train()
     lossnet = TinyDarknet(args.lossnet).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)

@@ -28,7 +28,13 @@ def main() -> None:
     p.add_argument("ckpt", help="train.py checkpoint (.pt)")
     p.add_argument("out", help="safetensors file to write")
     args = p.parse_args()
-    c = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+    try:
+        c = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 (any unreadable file gets the same message)
+        raise SystemExit(f"{args.ckpt}: not a train.py checkpoint ({e})") from None
+    if not isinstance(c, dict) or "model" not in c or "step" not in c:
+        raise SystemExit(f"{args.ckpt}: not a train.py checkpoint (no 'model' and 'step'); give the "
+                         f"final.pt or latest.pt of a run")
     keys = save_weights(load_net_from_ckpt(args.ckpt), args.out, torch.float32,
                         {"train_step": str(c["step"]), "train_seconds": str(round(c.get("train_seconds", 0.0)))})
     print(f"{keys} tensors, step {c['step']} -> {args.out}")
